@@ -1,0 +1,347 @@
+"""The ingester: one Kafka topic into its bronze table, exactly once.
+
+How exactly-once holds (DESIGN.md invariant 1):
+
+- On every assignment, each partition is positioned at the offset after the
+  last one committed to ``bronze/<topic>``, read from the Delta log's ``txn``
+  actions. Kafka's group offsets are never used to resume.
+- Each micro-batch is one Delta commit carrying a ``txn`` action per partition
+  (the last offset written); :class:`lake.BronzeTable` fences off any offset
+  already committed and retries when a concurrent commit touched the same
+  partitions.
+- Kafka group offsets are committed after the Delta commit, for lag monitoring.
+
+Kill the process at any moment: what was committed is in the lake with its
+offsets, what was not is read again on restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+
+from ingest.batch import MicroBatch
+from ingest.errors import IngestError, OffsetOutOfRange
+from ingest.kafka import consumer_config, ensure_topic, high_watermarks, wait_for_broker
+from ingest.metrics import IngestMetrics
+from ingest.options import IngestOptions
+from lake import BronzeTable, ensure_writable
+
+__all__ = ["IngestSummary", "Ingester"]
+
+log = logging.getLogger(__name__)
+
+_CONSUME_CHUNK = 10_000
+_MAX_WAIT_S = 0.5  # the loop looks at the stop flag at least this often
+
+
+@dataclass
+class IngestSummary:
+    """What a run committed: records, Delta commits, last version, next offset per partition."""
+
+    topic: str
+    records: int = 0
+    commits: int = 0
+    last_version: int | None = None
+    next_offsets: dict[int, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+
+class Ingester:
+    """Consumes ``options.topic`` into ``bronze/<topic>`` under ``options.lake_root``.
+
+    >>> opts = IngestOptions(bootstrap_servers=broker.bootstrap_servers,  # doctest: +SKIP
+    ...                      topic="orders", lake_root="./lake")
+    >>> Ingester(opts).run(until_caught_up=True).records                 # doctest: +SKIP
+    1000
+    """
+
+    def __init__(self, options: IngestOptions, *, metrics: IngestMetrics | None = None) -> None:
+        self.options = options
+        self.metrics = metrics or IngestMetrics()
+        self._batch = MicroBatch(options.topic)
+        self._owned: set[int] = set()
+        self._position: dict[int, int] = {}
+        self._rebalanced = False
+        self._fatal: KafkaError | None = None
+        self._discard_on_revoke = False
+        self._summary = IngestSummary(options.topic)
+        self._last_error_log = 0.0
+        self._table: BronzeTable | None = None
+        self._consumer: Consumer | None = None
+
+    # -- the run -------------------------------------------------------------
+
+    def run(
+        self, *, until_caught_up: bool = False, stop: threading.Event | None = None
+    ) -> IngestSummary:
+        """Ingest until ``stop`` is set, or until caught up with the high
+        watermarks seen at start (``until_caught_up``); flush and return.
+        """
+        o = self.options
+        started = time.monotonic()
+        ensure_writable(o.lake_root)
+        admin = wait_for_broker(o.bootstrap_servers, wait_s=o.broker_wait_s)
+        n_partitions = ensure_topic(
+            admin,
+            o.topic,
+            bootstrap_servers=o.bootstrap_servers,
+            create=o.create_topic,
+            partitions=o.topic_partitions,
+        )
+        self._table = BronzeTable.open(
+            o.lake_root, o.topic, storage_options=dict(o.storage_options) or None
+        )
+        consumer = Consumer(
+            {
+                **consumer_config(
+                    o.bootstrap_servers, o.group_id, o.consumer_options, self._on_error
+                ),
+                "logger": logging.getLogger("librdkafka"),
+            }
+        )
+        self._consumer = consumer
+        try:
+            targets = None
+            if until_caught_up:
+                isolation = str(o.consumer_options.get("isolation.level", "read_committed"))
+                targets = high_watermarks(
+                    o.bootstrap_servers, o.topic, n_partitions, isolation_level=isolation
+                )
+            if targets is not None:
+                log.info(
+                    "ingesting %s until caught up with the high watermarks at start, %s",
+                    o.topic,
+                    {p: hi for p, (_, hi) in targets.items()},
+                )
+            consumer.subscribe(
+                [o.topic],
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_lost,
+            )
+            self._loop(consumer, targets, stop or threading.Event())
+            self._flush()
+        except BaseException:
+            self._discard_on_revoke = True  # leave uncommitted records to the next run
+            raise
+        finally:
+            consumer.close()
+            self._consumer = None
+        self._summary.elapsed_s = time.monotonic() - started
+        return self._summary
+
+    def _loop(
+        self,
+        consumer: Consumer,
+        targets: dict[int, tuple[int, int]] | None,
+        stop: threading.Event,
+    ) -> None:
+        o = self.options
+        batch = self._batch
+        last_delta_check = 0.0
+        while not stop.is_set():
+            wait = _MAX_WAIT_S if batch.started is None else o.batch_max_latency_s - batch.age()
+            room = min(_CONSUME_CHUNK, o.batch_max_records - batch.records)
+            messages = consumer.consume(num_messages=room, timeout=min(max(wait, 0.0), _MAX_WAIT_S))
+            if self._fatal is not None:
+                raise IngestError(f"fatal Kafka error: {self._fatal.str()}")
+            if messages:
+                batch.add(self._usable(messages))
+                self._position.update(
+                    {p: n for p, n in batch.next_offsets.items() if p in self._owned}
+                )
+            if (
+                batch.records >= o.batch_max_records
+                or batch.bytes >= o.batch_max_bytes
+                or (batch.records and batch.age() >= o.batch_max_latency_s)
+            ):
+                self._flush()
+            if targets is not None and self._owned_caught_up(targets):
+                self._flush()
+                now = time.monotonic()
+                if now - last_delta_check >= _MAX_WAIT_S or len(self._owned) == len(targets):
+                    last_delta_check = now
+                    if self._all_caught_up(targets):
+                        log.info("%s: caught up with the high watermarks seen at start", o.topic)
+                        return
+
+    def _usable(self, messages: list[Message]) -> list[Message]:
+        """Drop error events (raising on fatal ones) and records of lost partitions."""
+        errors = [m for m in messages if m.error() is not None]
+        if errors:
+            for m in errors:
+                self._on_message_error(m)
+            messages = [m for m in messages if m.error() is None]
+        if self._rebalanced:
+            self._rebalanced = False
+            messages = [m for m in messages if m.partition() in self._owned]
+        return messages
+
+    def _on_message_error(self, m: Message) -> None:
+        err = m.error()
+        assert err is not None
+        self.metrics.errors.labels(topic=self.options.topic, kind=err.name()).inc()
+        if err.code() in (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE):
+            raise OffsetOutOfRange(self.options.topic, m.partition() or 0, err.str())
+        if err.fatal():
+            raise IngestError(f"fatal Kafka error on {self.options.topic}: {err.str()}")
+        if err.code() != KafkaError._PARTITION_EOF:
+            log.warning("%s: Kafka error %s (the client retries)", self.options.topic, err.str())
+
+    def _flush(self) -> None:
+        """Commit the open micro-batch to Delta, then its offsets to Kafka."""
+        batch = self._batch
+        if not batch.records:
+            return
+        assert self._table is not None
+        age = batch.age()
+        nbytes = batch.bytes
+        rows = batch.take()
+        assert rows is not None
+        t0 = time.monotonic()
+        result = self._table.append(
+            rows,
+            custom_metadata={
+                "eventlake.writer": "ingest",
+                "eventlake.group": self.options.group_id,
+                "eventlake.pid": str(os.getpid()),
+            },
+        )
+        commit_s = time.monotonic() - t0
+        if result.version is None:
+            return
+        s = self._summary
+        s.records += result.rows
+        s.commits += 1
+        s.last_version = result.version
+        for p, (_, last) in result.ranges.items():
+            s.next_offsets[p] = last + 1
+        self._commit_kafka_offsets(result.ranges)
+        self._record_metrics(result.rows, nbytes, result.version, commit_s, age + commit_s)
+        log.info(
+            "bronze/%s v%d: %d records, partitions %s, commit %.0f ms, batch latency %.0f ms",
+            self.options.topic,
+            result.version,
+            result.rows,
+            " ".join(f"{p}:{a}-{b}" for p, (a, b) in sorted(result.ranges.items())),
+            commit_s * 1000,
+            (age + commit_s) * 1000,
+        )
+
+    def _commit_kafka_offsets(self, ranges: dict[int, tuple[int, int]]) -> None:
+        consumer = self._consumer
+        owned = [
+            TopicPartition(self.options.topic, p, last + 1)
+            for p, (_, last) in ranges.items()
+            if p in self._owned
+        ]
+        if consumer is None or not owned:
+            return
+        try:
+            consumer.commit(offsets=owned, asynchronous=True)
+        except Exception as e:  # lag monitoring only: never fail a run for it
+            log.debug("Kafka offset commit failed (lag metrics only): %s", e)
+
+    def _record_metrics(
+        self, rows: int, nbytes: int, version: int, commit_s: float, latency_s: float
+    ) -> None:
+        m, topic = self.metrics, self.options.topic
+        m.records.labels(topic=topic).inc(rows)
+        m.bytes.labels(topic=topic).inc(nbytes)
+        m.batches.labels(topic=topic).inc()
+        m.delta_version.labels(topic=topic).set(version)
+        m.commit_seconds.labels(topic=topic).observe(commit_s)
+        m.batch_latency_seconds.labels(topic=topic).observe(latency_s)
+        consumer = self._consumer
+        if consumer is None:
+            return
+        for p in list(self._owned):
+            try:
+                _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), cached=True)
+            except Exception:
+                continue
+            if high >= 0 and p in self._position:
+                m.lag.labels(topic=topic, partition=str(p)).set(max(0, high - self._position[p]))
+
+    # -- caught up -----------------------------------------------------------
+
+    def _owned_caught_up(self, targets: dict[int, tuple[int, int]]) -> bool:
+        for p in self._owned:
+            low, high = targets.get(p, (0, 0))
+            if high > low and self._position.get(p, low) < high:
+                return False
+        return True
+
+    def _all_caught_up(self, targets: dict[int, tuple[int, int]]) -> bool:
+        assert self._table is not None
+        others = [p for p, (low, high) in targets.items() if high > low and p not in self._owned]
+        if not others:
+            return True
+        committed = self._table.committed(others)
+        return all(c is not None and c + 1 >= targets[p][1] for p, c in committed.items())
+
+    # -- rebalancing ---------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        assert self._table is not None
+        committed = self._table.committed([tp.partition for tp in partitions])
+        start: dict[int, int | str] = {}
+        for tp in partitions:
+            c = committed[tp.partition]
+            tp.offset = c + 1 if c is not None else OFFSET_BEGINNING
+            if c is not None:
+                self._position[tp.partition] = c + 1
+            start[tp.partition] = c + 1 if c is not None else "beginning"
+        consumer.incremental_assign(partitions)
+        self._owned.update(tp.partition for tp in partitions)
+        self._rebalanced = True
+        if partitions:
+            log.info(
+                "%s: assigned partitions %s; resuming from the lake at %s",
+                self.options.topic,
+                sorted(start),
+                start,
+            )
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._discard_on_revoke:
+            self._batch.drop(tp.partition for tp in partitions)
+        else:
+            self._flush()  # hand over nothing half-done
+        self._release(consumer, partitions, "revoked")
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        dropped = self._batch.drop(tp.partition for tp in partitions)
+        self._release(
+            consumer, partitions, f"lost ({dropped} uncommitted records left to the new owner)"
+        )
+
+    def _release(self, consumer: Consumer, partitions: list[TopicPartition], how: str) -> None:
+        consumer.incremental_unassign(partitions)
+        for tp in partitions:
+            self._owned.discard(tp.partition)
+            self._position.pop(tp.partition, None)
+        self._rebalanced = True
+        if partitions:
+            log.info(
+                "%s: partitions %s %s",
+                self.options.topic,
+                sorted(tp.partition for tp in partitions),
+                how,
+            )
+
+    def _on_error(self, err: KafkaError) -> None:
+        self.metrics.errors.labels(topic=self.options.topic, kind=err.name()).inc()
+        if err.fatal():
+            self._fatal = err
+            return
+        now = time.monotonic()
+        if now - self._last_error_log >= 5.0:  # librdkafka reconnects with backoff itself
+            self._last_error_log = now
+            log.warning("Kafka: %s (reconnecting with backoff; nothing is skipped)", err.str())

@@ -1,0 +1,44 @@
+"""Options of one ingest run, passed explicitly by the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["IngestOptions"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestOptions:
+    """Everything an ingester needs; built by ``orchestration`` from the settings.
+
+    A micro-batch is committed when it holds ``batch_max_records`` records or
+    ``batch_max_bytes`` bytes of values, or when its oldest record has waited
+    ``batch_max_latency_s``, whichever comes first.
+
+    >>> IngestOptions(bootstrap_servers="127.0.0.1:9092", topic="orders",
+    ...               lake_root="./lake").group_id
+    'eventlake-ingest'
+    """
+
+    bootstrap_servers: str
+    topic: str
+    lake_root: str
+    group_id: str = "eventlake-ingest"
+    consumer_options: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    storage_options: Mapping[str, str] = field(default_factory=dict)
+    batch_max_records: int = 100_000
+    batch_max_bytes: int = 32 * 1024 * 1024
+    batch_max_latency_s: float = 0.5
+    broker_wait_s: float = 60.0
+    create_topic: bool = False
+    topic_partitions: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("batch_max_records", "batch_max_bytes", "topic_partitions"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.batch_max_latency_s <= 0:
+            raise ValueError(
+                f"batch_max_latency_s must be positive, got {self.batch_max_latency_s}"
+            )

@@ -1,0 +1,52 @@
+"""Errors raised by the lake layer.
+
+LakeError
+├── LakeNotWritable      the lake root cannot be written
+├── InvalidTableName     a topic or subject name that cannot become a table path
+└── OffsetConflict       a commit lost a race for the same Kafka offsets
+"""
+
+from __future__ import annotations
+
+__all__ = ["InvalidTableName", "LakeError", "LakeNotWritable", "OffsetConflict"]
+
+
+class LakeError(Exception):
+    """Root of every error raised by :mod:`lake`."""
+
+
+class LakeNotWritable(LakeError):
+    """Raised when the lake root cannot be created or written."""
+
+    def __init__(self, root: str, reason: str) -> None:
+        self.root = root
+        self.reason = reason
+        super().__init__(
+            f"the lake root {root!r} is not writable ({reason}); "
+            "point EVENTLAKE_LAKE_ROOT at a folder you can write, or fix its permissions"
+        )
+
+
+class InvalidTableName(LakeError, ValueError):
+    """Raised when a topic or subject name cannot safely become a table path."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(
+            f"{name!r} cannot be used as a table name: {reason}. "
+            "Use 1-249 characters from a-z, A-Z, 0-9, '.', '_' and '-', not '.' or '..'"
+        )
+
+
+class OffsetConflict(LakeError):
+    """Raised when a bronze commit kept losing races with another writer."""
+
+    def __init__(self, table_uri: str, attempts: int) -> None:
+        self.table_uri = table_uri
+        self.attempts = attempts
+        super().__init__(
+            f"gave up committing to {table_uri} after {attempts} concurrent-transaction "
+            "conflicts; another ingester keeps writing the same partitions. Check that "
+            "all ingesters of this topic use the same consumer group"
+        )

@@ -1,0 +1,46 @@
+"""Kafka offsets stored in the Delta log (the exactly-once key).
+
+Every bronze commit carries one Delta ``txn`` action per Kafka topic-partition
+whose records it adds: ``appId`` is :func:`txn_app_id` and ``version`` is the
+last offset written. The Delta log is therefore the ingester's offset store;
+Kafka consumer-group offsets only serve lag monitoring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from deltalake import DeltaTable
+
+__all__ = ["committed_offsets", "txn_app_id"]
+
+
+def txn_app_id(topic: str, partition: int) -> str:
+    """Return the Delta ``txn`` application id for one Kafka topic-partition.
+
+    This is the only place the key is built: changing it would make every
+    ingester forget where it stopped.
+
+    >>> txn_app_id("orders", 2)
+    'eventlake-bronze:orders:2'
+    """
+    return f"eventlake-bronze:{topic}:{partition}"
+
+
+def committed_offsets(
+    table: DeltaTable, topic: str, partitions: Iterable[int]
+) -> dict[int, int | None]:
+    """Return the last offset committed to ``table`` for each partition (None if none).
+
+    Reads the snapshot ``table`` currently holds; call ``table.update_incremental()``
+    first for the latest.
+
+    >>> import tempfile, pyarrow as pa
+    >>> from deltalake import write_deltalake, CommitProperties, Transaction
+    >>> uri = tempfile.mkdtemp()
+    >>> props = CommitProperties(app_transactions=[Transaction(txn_app_id("t", 0), 41)])
+    >>> write_deltalake(uri, pa.table({"x": [1]}), commit_properties=props)
+    >>> committed_offsets(DeltaTable(uri), "t", [0, 1])
+    {0: 41, 1: None}
+    """
+    return {p: table.transaction_version(txn_app_id(topic, p)) for p in partitions}

@@ -1,0 +1,164 @@
+"""eventlake's configuration: one settings object, read at start-up.
+
+Sources, strongest first: keyword arguments, ``EVENTLAKE_*`` environment
+variables, a TOML config file (``--config`` or ``EVENTLAKE_CONFIG``), defaults.
+Field ``lake_root`` is ``EVENTLAKE_LAKE_ROOT`` in the environment and
+``lake_root`` in the file. Dict settings take JSON in the environment.
+Anything unknown or invalid stops start-up with a :class:`ConfigError` naming
+the key. This is the only module that reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from ingest import IngestOptions
+from orchestration.errors import ConfigError
+
+__all__ = ["ENV_PREFIX", "Settings", "load_settings"]
+
+ENV_PREFIX = "EVENTLAKE_"
+CONFIG_ENV = "EVENTLAKE_CONFIG"
+_config_file: ContextVar[str | None] = ContextVar("eventlake_config_file", default=None)
+
+
+class Settings(BaseSettings):
+    """Every setting of eventlake, with its default.
+
+    >>> Settings(lake_root="/data/lake").batch_max_records
+    100000
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    lake_root: str = Field("./lake", description="Root folder or URI of the Delta lake.")
+    storage_options: dict[str, str] = Field(
+        default_factory=dict, description="deltalake storage options (object-store credentials)."
+    )
+    kafka_bootstrap_servers: str | None = Field(
+        None, description="Kafka bootstrap servers; unset = the embedded broker where one applies."
+    )
+    kafka_group_id: str = Field("eventlake-ingest", description="Consumer group of ingesters.")
+    kafka_consumer_options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="Extra librdkafka consumer properties."
+    )
+    create_topics: bool = Field(False, description="Create a missing topic instead of failing.")
+    topic_partitions: int = Field(1, ge=1, description="Partitions of a topic eventlake creates.")
+    batch_max_records: int = Field(100_000, ge=1, description="Records per bronze commit, at most.")
+    batch_max_bytes: int = Field(
+        32 * 1024 * 1024, ge=1, description="Key+value bytes per bronze commit, at most."
+    )
+    batch_max_latency_ms: int = Field(
+        500, ge=1, description="Longest a record waits before its commit."
+    )
+    broker_wait_s: float = Field(
+        60.0, gt=0, description="How long to retry an unreachable broker at start."
+    )
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="Serve Prometheus metrics on this port."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics server binds.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = _config_file.get() or os.environ.get(CONFIG_ENV)
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
+        return tuple(sources)
+
+    def ingest_options(self, topic: str, *, group_id: str | None = None) -> IngestOptions:
+        """The :class:`ingest.IngestOptions` for ingesting ``topic`` with these settings.
+
+        >>> Settings(kafka_bootstrap_servers="b:9092").ingest_options("t").batch_max_latency_s
+        0.5
+        """
+        if not self.kafka_bootstrap_servers:
+            raise ConfigError(
+                f"{ENV_PREFIX}KAFKA_BOOTSTRAP_SERVERS",
+                "not set, and ingest needs a broker that holds the topic. Start one with "
+                "`eventlake broker` and export the address it prints, or point it at your "
+                "Kafka cluster",
+            )
+        return IngestOptions(
+            bootstrap_servers=self.kafka_bootstrap_servers,
+            topic=topic,
+            lake_root=self.lake_root,
+            group_id=group_id or self.kafka_group_id,
+            consumer_options=dict(self.kafka_consumer_options),
+            storage_options=dict(self.storage_options),
+            batch_max_records=self.batch_max_records,
+            batch_max_bytes=self.batch_max_bytes,
+            batch_max_latency_s=self.batch_max_latency_ms / 1000,
+            broker_wait_s=self.broker_wait_s,
+            create_topic=self.create_topics,
+            topic_partitions=self.topic_partitions,
+        )
+
+
+def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
+    """Read the settings, or raise :class:`ConfigError` naming the bad key.
+
+    ``config_file`` wins over ``EVENTLAKE_CONFIG``; ``overrides`` (e.g. from
+    command-line flags, None meaning "not given") win over everything.
+
+    >>> load_settings(lake_root="/tmp/x").lake_root
+    '/tmp/x'
+    >>> load_settings(batch_max_records=0)
+    Traceback (most recent call last):
+    ...
+    orchestration.errors.ConfigError: setting batch_max_records: Input should be ...
+    """
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields} | {CONFIG_ENV}
+    for key in sorted(os.environ):
+        if key.startswith(ENV_PREFIX) and key not in known:
+            raise ConfigError(key, f"unknown setting; known ones: {', '.join(sorted(known))}")
+    path = config_file or os.environ.get(CONFIG_ENV)
+    if path:
+        _check_file(path)
+    token = _config_file.set(path)
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as e:
+        err = e.errors()[0]
+        name = ".".join(str(p) for p in err["loc"]) or "?"
+        env_key = f"{ENV_PREFIX}{name.split('.')[0].upper()}"
+        key = env_key if env_key in os.environ else name
+        raise ConfigError(key, f"{err['msg']} (got {err.get('input')!r})") from None
+    finally:
+        _config_file.reset(token)
+
+
+def _check_file(path: str) -> None:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(CONFIG_ENV, f"config file {path!r} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(CONFIG_ENV, f"config file {path!r} is not valid TOML: {e}") from None
+    unknown = sorted(set(data) - set(Settings.model_fields))
+    if unknown:
+        raise ConfigError(
+            f"{unknown[0]} (in {path})",
+            f"unknown setting; known ones: {', '.join(sorted(Settings.model_fields))}",
+        )

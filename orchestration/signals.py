@@ -1,0 +1,33 @@
+"""Turning SIGINT/SIGTERM into a stop flag that long-running commands poll."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["stop_on_signals"]
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """Yield an event set by SIGINT or SIGTERM; restore the old handlers after.
+
+    >>> with stop_on_signals() as stop:
+    ...     stop.is_set()
+    False
+    """
+    stop = threading.Event()
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, _frame: object) -> None:
+        stop.set()
+
+    for s in previous:
+        signal.signal(s, handler)
+    try:
+        yield stop
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

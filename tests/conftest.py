@@ -1,0 +1,105 @@
+"""Shared fixtures: the real embedded broker, topics, lakes, ingest processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+from deltalake import DeltaTable
+
+from ingest import EmbeddedBroker
+
+CLI = [sys.executable, "-m", "orchestration"]
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[EmbeddedBroker]:
+    """One embedded Tansu broker for the session, stopped at the end."""
+    with EmbeddedBroker() as b:
+        yield b
+
+
+@pytest.fixture
+def make_topic(broker: EmbeddedBroker):
+    """Create a topic with a unique name: ``make_topic(partitions=3)``."""
+
+    def make(partitions: int = 1, prefix: str = "t") -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+        admin.create_topics([NewTopic(name, partitions, 1)])[name].result(timeout=10)
+        return name
+
+    return make
+
+
+@pytest.fixture
+def lake_root(tmp_path: Path) -> str:
+    return str(tmp_path / "lake")
+
+
+def ingest_env(broker: EmbeddedBroker, lake_root: str, **settings: object) -> dict[str, str]:
+    """Environment for an ``eventlake`` subprocess: only EVENTLAKE_* we set."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTLAKE_")}
+    env["EVENTLAKE_KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
+    env["EVENTLAKE_LAKE_ROOT"] = lake_root
+    for key, value in settings.items():
+        env[f"EVENTLAKE_{key.upper()}"] = str(value)
+    return env
+
+
+class Processes:
+    """Subprocesses started by a test; whatever is left is killed at teardown."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, args: list[str], env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
+        log = open(self.tmp_path / f"{name}.log", "wb")  # noqa: SIM115 (closed by the OS)
+        p = subprocess.Popen(
+            CLI + args,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        self.procs.append(p)
+        return p
+
+    def log(self, name: str) -> str:
+        return (self.tmp_path / f"{name}.log").read_text(errors="replace")
+
+    def stop_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+                p.wait(10)
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    procs = Processes(tmp_path)
+    yield procs
+    procs.stop_all()
+
+
+def bronze(lake_root: str, topic: str) -> pa.Table:
+    """The whole bronze table of ``topic``, sorted by partition and offset."""
+    dt = DeltaTable(f"{lake_root}/bronze/{topic}")
+    return dt.to_pyarrow_table().sort_by([("partition", "ascending"), ("offset", "ascending")])
+
+
+def bronze_version(lake_root: str, topic: str) -> int:
+    """The bronze table's Delta version, -1 if it does not exist yet."""
+    try:
+        return DeltaTable(f"{lake_root}/bronze/{topic}").version()
+    except Exception:
+        return -1

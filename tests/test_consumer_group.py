@@ -1,0 +1,52 @@
+"""Two ingesters in one consumer group split the partitions; a killed one is replaced."""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+
+from deltalake import DeltaTable
+
+from tests.conftest import bronze, bronze_version, ingest_env
+from tests.kafka_data import assert_exactly_once, produce_known
+
+
+def _assigned(log: str) -> set[int]:
+    parts: set[int] = set()
+    for m in re.finditer(r"assigned partitions \[([0-9, ]+)\]", log):
+        parts |= {int(x) for x in m.group(1).split(",")}
+    return parts
+
+
+def test_two_ingesters_split_partitions_and_survive_a_kill(
+    broker, make_topic, lake_root, processes
+):
+    topic = make_topic(4)
+    expected = produce_known(broker.bootstrap_servers, topic, 4, 25_000, seed=3)
+    env = ingest_env(broker, lake_root, batch_max_records=500)
+    args = ["ingest", "--topic", topic, "--until-caught-up", "--group", "g-split"]
+    a = processes.start(args, env, "a")
+    b = processes.start(args, env, "b")
+    # Wait until both own partitions and the lake has progressed, then kill A.
+    deadline = time.monotonic() + 60
+    while not (
+        _assigned(processes.log("a"))
+        and _assigned(processes.log("b"))
+        and bronze_version(lake_root, topic) >= 3
+    ):
+        assert time.monotonic() < deadline, processes.log("a") + processes.log("b")
+        assert a.poll() is None and b.poll() is None, processes.log("a") + processes.log("b")
+        time.sleep(0.02)
+    split_a, split_b = _assigned(processes.log("a")), _assigned(processes.log("b"))
+    a.send_signal(signal.SIGKILL)
+    a.wait(10)
+    assert b.wait(120) == 0, processes.log("b")
+    # B took over A's partitions (or had them all by then) and finished the job.
+    assert _assigned(processes.log("b")) == {0, 1, 2, 3}, processes.log("b")
+    assert split_a and split_b, "both ingesters owned partitions before the kill"
+    assert_exactly_once(bronze(lake_root, topic), expected)
+    # Both processes committed to the same table.
+    history = DeltaTable(f"{lake_root}/bronze/{topic}").history()
+    writers = {c["eventlake.pid"] for c in history if c.get("operation") == "WRITE"}
+    assert writers == {str(a.pid), str(b.pid)}

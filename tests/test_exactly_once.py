@@ -1,0 +1,47 @@
+"""Invariant 1: killing the ingester at any moment leaves every offset in bronze once."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+
+from tests.conftest import bronze, bronze_version, ingest_env
+from tests.kafka_data import assert_exactly_once, produce_known
+
+PARTITIONS = 3
+PER_PARTITION = 33_334  # 100,002 records
+
+
+def test_sigkill_at_random_moments_then_restart(broker, make_topic, lake_root, processes):
+    topic = make_topic(PARTITIONS)
+    expected = produce_known(broker.bootstrap_servers, topic, PARTITIONS, PER_PARTITION)
+    # Small batches: about a hundred commits, so every kill lands mid-stream.
+    env = ingest_env(broker, lake_root, batch_max_records=1000)
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    kills = 0
+    for attempt in range(12):
+        before = bronze_version(lake_root, topic)
+        proc = processes.start(
+            ["ingest", "--topic", topic, "--until-caught-up"], env, f"run{attempt}"
+        )
+        if attempt == 0:
+            time.sleep(rng.uniform(0.2, 1.5))  # during start-up, before any commit
+        else:
+            deadline = time.monotonic() + 30
+            while bronze_version(lake_root, topic) <= before and proc.poll() is None:
+                assert time.monotonic() < deadline, processes.log(f"run{attempt}")
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 0.4))  # somewhere among the commits
+        if proc.poll() is not None:
+            break  # finished before the kill
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        kills += 1
+        if kills >= 6:
+            break
+    assert kills >= 5, f"only {kills} kills landed (seed {seed})"
+    final = processes.start(["ingest", "--topic", topic, "--until-caught-up"], env, "final")
+    assert final.wait(120) == 0, processes.log("final")
+    assert_exactly_once(bronze(lake_root, topic), expected)

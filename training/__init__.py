@@ -1,0 +1,3 @@
+"""Training: placeholder until its issue lands (see DESIGN.md)."""
+
+__all__: list[str] = []
