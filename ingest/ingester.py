@@ -27,7 +27,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Top
 
 from ingest.batch import MicroBatch
 from ingest.errors import IngestError, OffsetOutOfRange
-from ingest.kafka import consumer_config, ensure_topic, high_watermarks, wait_for_broker
+from ingest.kafka import (
+    consumer_config,
+    ensure_topic,
+    high_watermarks,
+    topic_id,
+    wait_for_broker,
+)
 from ingest.metrics import IngestMetrics
 from ingest.options import IngestOptions
 from lake import BronzeTable, ensure_writable
@@ -68,6 +74,7 @@ class Ingester:
         self._owned: set[int] = set()
         self._position: dict[int, int] = {}
         self._rebalanced = False
+        self._joined = False  # the first assignment (even an empty one) arrived
         self._fatal: KafkaError | None = None
         self._discard_on_revoke = False
         self._summary = IngestSummary(options.topic)
@@ -97,6 +104,9 @@ class Ingester:
         self._table = BronzeTable.open(
             o.lake_root, o.topic, storage_options=dict(o.storage_options) or None
         )
+        source = topic_id(admin, o.topic)
+        if source is not None:
+            self._table.bind_source(source, range(n_partitions))
         consumer = Consumer(
             {
                 **consumer_config(
@@ -111,7 +121,7 @@ class Ingester:
             if until_caught_up:
                 isolation = str(o.consumer_options.get("isolation.level", "read_committed"))
                 targets = high_watermarks(
-                    o.bootstrap_servers, o.topic, n_partitions, isolation_level=isolation
+                    o.bootstrap_servers, o.topic, range(n_partitions), isolation_level=isolation
                 )
             if targets is not None:
                 log.info(
@@ -119,6 +129,13 @@ class Ingester:
                     o.topic,
                     {p: hi for p, (_, hi) in targets.items()},
                 )
+            if targets is not None and self._all_caught_up(targets):
+                # Nothing new: leave before joining the group at all. (Leaving a group
+                # in the middle of a join can stall the group's next rebalance on Tansu.)
+                log.info(
+                    "%s: the lake already holds every record up to the high watermarks", o.topic
+                )
+                return self._finish(started)
             consumer.subscribe(
                 [o.topic],
                 on_assign=self._on_assign,
@@ -133,6 +150,9 @@ class Ingester:
         finally:
             consumer.close()
             self._consumer = None
+        return self._finish(started)
+
+    def _finish(self, started: float) -> IngestSummary:
         self._summary.elapsed_s = time.monotonic() - started
         return self._summary
 
@@ -162,7 +182,7 @@ class Ingester:
                 or (batch.records and batch.age() >= o.batch_max_latency_s)
             ):
                 self._flush()
-            if targets is not None and self._owned_caught_up(targets):
+            if targets is not None and self._joined and self._owned_caught_up(targets):
                 self._flush()
                 now = time.monotonic()
                 if now - last_delta_check >= _MAX_WAIT_S or len(self._owned) == len(targets):
@@ -279,18 +299,43 @@ class Ingester:
         return True
 
     def _all_caught_up(self, targets: dict[int, tuple[int, int]]) -> bool:
+        """Partitions not owned here are judged by the offsets the lake holds."""
         assert self._table is not None
-        others = [p for p, (low, high) in targets.items() if high > low and p not in self._owned]
+        others = [p for p in targets if p not in self._owned]
         if not others:
             return True
-        committed = self._table.committed(others)
-        return all(c is not None and c + 1 >= targets[p][1] for p, c in committed.items())
+        done = True
+        for p, c in self._table.committed(others).items():
+            low, high = targets[p]
+            self._check_in_log(p, c, low, high)
+            done = done and (low if c is None else c + 1) >= high
+        return done
+
+    def _check_in_log(self, partition: int, committed: int | None, low: int, high: int) -> None:
+        """The next offset must lie in Kafka's log: never jump over records or re-read."""
+        if committed is None:
+            return
+        if not low <= committed + 1 <= high:
+            raise OffsetOutOfRange(
+                self.options.topic,
+                partition,
+                f"the lake holds offsets up to {committed}, the Kafka log spans {low}..{high - 1}",
+            )
 
     # -- rebalancing ---------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         assert self._table is not None
         committed = self._table.committed([tp.partition for tp in partitions])
+        resumed = [p for p, c in committed.items() if c is not None]
+        if resumed:
+            o = self.options
+            isolation = str(o.consumer_options.get("isolation.level", "read_committed"))
+            marks = high_watermarks(
+                o.bootstrap_servers, o.topic, resumed, isolation_level=isolation
+            )
+            for p in resumed:
+                self._check_in_log(p, committed[p], *marks[p])
         start: dict[int, int | str] = {}
         for tp in partitions:
             c = committed[tp.partition]
@@ -299,6 +344,7 @@ class Ingester:
                 self._position[tp.partition] = c + 1
             start[tp.partition] = c + 1 if c is not None else "beginning"
         consumer.incremental_assign(partitions)
+        self._joined = True
         self._owned.update(tp.partition for tp in partitions)
         self._rebalanced = True
         if partitions:

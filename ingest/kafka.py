@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicCollection,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
 
 from ingest.errors import BrokerUnavailable, TopicNotFound
 
-__all__ = ["consumer_config", "ensure_topic", "high_watermarks", "wait_for_broker"]
+__all__ = [
+    "consumer_config",
+    "ensure_topic",
+    "high_watermarks",
+    "topic_id",
+    "wait_for_broker",
+]
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +102,7 @@ def wait_for_broker(
     while True:
         attempt += 1
         try:
-            admin.list_topics(timeout=min(5.0, max(0.5, deadline - time.monotonic())))
+            admin.list_topics(timeout=min(1.0, max(0.2, deadline - time.monotonic())))
             if attempt > 1:
                 log.info(
                     "Kafka broker at %s answered after %d attempts", bootstrap_servers, attempt
@@ -156,7 +168,7 @@ def _wait_for_topic(admin: AdminClient, topic: str, timeout_s: float = 10.0) -> 
 def high_watermarks(
     bootstrap_servers: str,
     topic: str,
-    partitions: int,
+    partitions: Iterable[int],
     *,
     timeout_s: float = 10.0,
     isolation_level: str = "read_committed",
@@ -181,7 +193,7 @@ def high_watermarks(
     try:
         marks = {
             p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
-            for p in range(partitions)
+            for p in partitions
         }
         probe = [
             TopicPartition(topic, p, high - 1) for p, (low, high) in marks.items() if high > low
@@ -207,3 +219,16 @@ def high_watermarks(
         return marks
     finally:
         consumer.close()
+
+
+def topic_id(admin: AdminClient, topic: str) -> str | None:
+    """Return Kafka's id of ``topic`` (new each time the topic is created), or None
+    when the broker does not report topic ids.
+    """
+    try:
+        description = admin.describe_topics(TopicCollection([topic]))[topic].result(timeout=10)
+    except Exception as e:
+        log.info("broker reports no topic id for %s (%s); recreation cannot be detected", topic, e)
+        return None
+    tid = description.topic_id
+    return str(tid) if tid is not None else None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from lake import validate_name
+
 __all__ = ["IngestOptions"]
 
 
@@ -35,6 +37,7 @@ class IngestOptions:
     topic_partitions: int = 1
 
     def __post_init__(self) -> None:
+        validate_name(self.topic)  # it becomes the path bronze/<topic>
         for name in ("batch_max_records", "batch_max_bytes", "topic_partitions"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -4,9 +4,15 @@ Imports nothing else of eventlake.
 """
 
 from lake.bronze import BRONZE_SCHEMA, AppendResult, BronzeTable, bronze_rows
-from lake.errors import InvalidTableName, LakeError, LakeNotWritable, OffsetConflict
+from lake.errors import (
+    InvalidTableName,
+    LakeError,
+    LakeNotWritable,
+    OffsetConflict,
+    SourceChanged,
+)
 from lake.names import table_uri, validate_name
-from lake.offsets import committed_offsets, txn_app_id
+from lake.offsets import committed_offsets, source_app_id, txn_app_id
 from lake.storage import ensure_writable, is_local
 
 __all__ = [
@@ -17,10 +23,12 @@ __all__ = [
     "LakeError",
     "LakeNotWritable",
     "OffsetConflict",
+    "SourceChanged",
     "bronze_rows",
     "committed_offsets",
     "ensure_writable",
     "is_local",
+    "source_app_id",
     "table_uri",
     "txn_app_id",
     "validate_name",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,9 +26,9 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
-from lake.errors import OffsetConflict
+from lake.errors import OffsetConflict, SourceChanged
 from lake.names import table_uri
-from lake.offsets import committed_offsets, txn_app_id
+from lake.offsets import committed_offsets, source_app_id, txn_app_id
 
 __all__ = ["BRONZE_SCHEMA", "AppendResult", "BronzeTable", "bronze_rows"]
 
@@ -163,6 +163,7 @@ class BronzeTable:
         self._table = table
         self.topic = topic
         self._storage_options = storage_options
+        self._unbound_source: str | None = None
 
     @classmethod
     def open(
@@ -196,6 +197,23 @@ class BronzeTable:
     def delta(self) -> DeltaTable:
         """The underlying :class:`deltalake.DeltaTable` (its snapshot may lag)."""
         return self._table
+
+    def bind_source(self, source_id: str, partitions: Iterable[int]) -> None:
+        """Tie this table to one incarnation of its topic (Kafka's topic id).
+
+        Raises :class:`SourceChanged` if the table already holds offsets for any
+        of ``partitions`` but ``source_id`` was never bound: the topic was
+        recreated and its offsets mean other records. Otherwise the next
+        :meth:`append` records the binding.
+        """
+        self._table.update_incremental()
+        if self._table.transaction_version(source_app_id(self.topic, source_id)) is not None:
+            self._unbound_source = None
+            return
+        committed = committed_offsets(self._table, self.topic, partitions)
+        if any(c is not None for c in committed.values()):
+            raise SourceChanged(self.uri, self.topic, source_id)
+        self._unbound_source = source_id
 
     def committed(self, partitions: Sequence[int]) -> dict[int, int | None]:
         """Refresh and return the last committed offset per partition (None if none)."""
@@ -231,6 +249,8 @@ class BronzeTable:
             if rows.num_rows == 0:
                 return AppendResult(None, 0, {}, dropped)
             txns = [Transaction(txn_app_id(self.topic, p), last) for p, (_, last) in ranges.items()]
+            if self._unbound_source is not None:
+                txns.append(Transaction(source_app_id(self.topic, self._unbound_source), 0))
             try:
                 write_deltalake(
                     self._table,
@@ -249,6 +269,7 @@ class BronzeTable:
                     "bronze/%s: concurrent commit on the same partitions; rechecking", self.topic
                 )
                 continue
+            self._unbound_source = None
             return AppendResult(self._table.version(), rows.num_rows, ranges, dropped)
         raise OffsetConflict(self.uri, _MAX_CONFLICT_RETRIES)
 

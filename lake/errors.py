@@ -3,12 +3,13 @@
 LakeError
 ├── LakeNotWritable      the lake root cannot be written
 ├── InvalidTableName     a topic or subject name that cannot become a table path
-└── OffsetConflict       a commit lost a race for the same Kafka offsets
+├── OffsetConflict       a commit lost a race for the same Kafka offsets
+└── SourceChanged        the topic was recreated since the table was ingested
 """
 
 from __future__ import annotations
 
-__all__ = ["InvalidTableName", "LakeError", "LakeNotWritable", "OffsetConflict"]
+__all__ = ["InvalidTableName", "LakeError", "LakeNotWritable", "OffsetConflict", "SourceChanged"]
 
 
 class LakeError(Exception):
@@ -49,4 +50,20 @@ class OffsetConflict(LakeError):
             f"gave up committing to {table_uri} after {attempts} concurrent-transaction "
             "conflicts; another ingester keeps writing the same partitions. Check that "
             "all ingesters of this topic use the same consumer group"
+        )
+
+
+class SourceChanged(LakeError):
+    """Raised when a bronze table holds offsets of an earlier incarnation of its topic."""
+
+    def __init__(self, table_uri: str, topic: str, source_id: str) -> None:
+        self.table_uri = table_uri
+        self.topic = topic
+        self.source_id = source_id
+        super().__init__(
+            f"{table_uri} holds offsets of an earlier incarnation of topic {topic!r}; the "
+            f"topic now has id {source_id}, which was never ingested. It was deleted and "
+            "recreated (a restart of the memory-only embedded broker does that), and "
+            "ingesting it would mix two offset sequences. Replay the lake into it "
+            "(`eventlake replay kafka`) or ingest the new topic under another name"
         )

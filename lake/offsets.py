@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from deltalake import DeltaTable
 
-__all__ = ["committed_offsets", "txn_app_id"]
+__all__ = ["committed_offsets", "source_app_id", "txn_app_id"]
 
 
 def txn_app_id(topic: str, partition: int) -> str:
@@ -25,6 +25,16 @@ def txn_app_id(topic: str, partition: int) -> str:
     'eventlake-bronze:orders:2'
     """
     return f"eventlake-bronze:{topic}:{partition}"
+
+
+def source_app_id(topic: str, source_id: str) -> str:
+    """Return the Delta ``txn`` application id that binds a bronze table to one
+    incarnation of its topic (Kafka's topic id, new each time a topic is created).
+
+    >>> source_app_id("orders", "AaIAlHM/dqCSYkrM0CiEXA")
+    'eventlake-bronze-source:orders:AaIAlHM/dqCSYkrM0CiEXA'
+    """
+    return f"eventlake-bronze-source:{topic}:{source_id}"
 
 
 def committed_offsets(
