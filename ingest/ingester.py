@@ -56,6 +56,8 @@ class IngestSummary:
     last_version: int | None = None
     next_offsets: dict[int, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
+    busy_s: float = 0.0
+    """From the first record read to the last commit: the steady-state window."""
 
 
 class Ingester:
@@ -79,6 +81,8 @@ class Ingester:
         self._discard_on_revoke = False
         self._summary = IngestSummary(options.topic)
         self._last_error_log = 0.0
+        self._first_record_at: float | None = None
+        self._last_commit_at: float | None = None
         self._table: BronzeTable | None = None
         self._consumer: Consumer | None = None
 
@@ -154,6 +158,8 @@ class Ingester:
 
     def _finish(self, started: float) -> IngestSummary:
         self._summary.elapsed_s = time.monotonic() - started
+        if self._first_record_at is not None and self._last_commit_at is not None:
+            self._summary.busy_s = self._last_commit_at - self._first_record_at
         return self._summary
 
     def _loop(
@@ -172,6 +178,8 @@ class Ingester:
             if self._fatal is not None:
                 raise IngestError(f"fatal Kafka error: {self._fatal.str()}")
             if messages:
+                if self._first_record_at is None:
+                    self._first_record_at = time.monotonic()
                 batch.add(self._usable(messages))
                 self._position.update(
                     {p: n for p, n in batch.next_offsets.items() if p in self._owned}
@@ -240,6 +248,7 @@ class Ingester:
         s.records += result.rows
         s.commits += 1
         s.last_version = result.version
+        self._last_commit_at = time.monotonic()
         for p, (_, last) in result.ranges.items():
             s.next_offsets[p] = last + 1
         self._commit_kafka_offsets(result.ranges)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ingest.kafka import consumer_config
 from lake import validate_name
 
 __all__ = ["IngestOptions"]
@@ -38,6 +39,7 @@ class IngestOptions:
 
     def __post_init__(self) -> None:
         validate_name(self.topic)  # it becomes the path bronze/<topic>
+        consumer_config(self.bootstrap_servers, self.group_id, self.consumer_options)
         for name in ("batch_max_records", "batch_max_bytes", "topic_partitions"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -117,10 +117,11 @@ def ingest(
         )
     with stop_on_signals() as stop:
         summary = Ingester(options, metrics=metrics).run(until_caught_up=until_caught_up, stop=stop)
-    rate = summary.records / summary.elapsed_s if summary.elapsed_s else 0.0
+    busy_rate = summary.records / summary.busy_s if summary.busy_s else 0.0
     click.echo(
-        f"ingested {summary.records} records from {topic} in {summary.commits} commits "
-        f"({rate:,.0f} records/s); Delta version {summary.last_version}; "
+        f"ingested {summary.records} records from {topic} in {summary.commits} commits; "
+        f"{summary.elapsed_s:.2f} s in all, {summary.busy_s:.2f} s from first record to last "
+        f"commit ({busy_rate:,.0f} records/s); Delta version {summary.last_version}; "
         f"next offsets {summary.next_offsets}"
     )
 

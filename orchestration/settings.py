@@ -21,10 +21,11 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
-from ingest import IngestOptions
+from ingest import IngestOptions, consumer_config
 from orchestration.errors import ConfigError
 
 __all__ = ["ENV_PREFIX", "Settings", "load_settings"]
@@ -99,6 +100,12 @@ class Settings(BaseSettings):
                 "`eventlake broker` and export the address it prints, or point it at your "
                 "Kafka cluster",
             )
+        try:
+            consumer_config(
+                self.kafka_bootstrap_servers, self.kafka_group_id, self.kafka_consumer_options
+            )
+        except ValueError as e:
+            raise ConfigError(f"{ENV_PREFIX}KAFKA_CONSUMER_OPTIONS", str(e)) from None
         return IngestOptions(
             bootstrap_servers=self.kafka_bootstrap_servers,
             topic=topic,
@@ -138,6 +145,14 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
     token = _config_file.set(path)
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as e:
+        field = str(e).split('"')[1] if '"' in str(e) else "?"
+        cause = e.__cause__ or e
+        raise ConfigError(
+            f"{ENV_PREFIX}{field.upper()}",
+            f"cannot be parsed ({cause}); "
+            "dict settings take JSON, e.g. '{\"fetch.wait.max.ms\": 50}'",
+        ) from None
     except ValidationError as e:
         err = e.errors()[0]
         name = ".".join(str(p) for p in err["loc"]) or "?"

@@ -1,0 +1,128 @@
+"""Benchmark: `eventlake ingest --until-caught-up` against a bare consume loop.
+
+One command, on the embedded broker:
+
+    .venv/bin/python benchmarks/ingest.py [--records 1000000] [--value-size 100]
+
+In the same run it produces the records once, then measures
+(a) a bare confluent-kafka loop (same consumer settings, same group protocol)
+    that touches each record's value and offset, and
+(b) the real `eventlake ingest --topic T --until-caught-up` process writing bronze,
+and prints records/s of each from the first record to the last (to the last
+Delta commit for b), the ratio b/a, the wall-clock of the whole ingest command
+(start-up and group join included), and the ingester's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ingest import EmbeddedBroker, Record, consumer_config, produce  # noqa: E402
+
+
+def bare_loop(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
+    """Consume n records touching value and offset; return (records/s, seconds)."""
+    c = Consumer(
+        consumer_config(
+            bootstrap, f"bench-bare-{uuid.uuid4().hex[:6]}", {"auto.offset.reset": "earliest"}
+        )
+    )
+    c.subscribe([topic])
+    seen, first = 0, None
+    checksum = 0
+    while seen < n:
+        msgs = c.consume(num_messages=10_000, timeout=0.5)
+        if msgs and first is None:
+            first = time.monotonic()
+        for m in msgs:
+            v = m.value()
+            checksum += m.offset() + (len(v) if v else 0)
+        seen += len(msgs)
+    elapsed = time.monotonic() - (first or time.monotonic())
+    c.close()
+    return seen / elapsed, elapsed
+
+
+def ingest_process(
+    bootstrap: str, topic: str, lake: str, n: int
+) -> tuple[float, float, float, int]:
+    """Run the real CLI; return (records/s first record->last commit, busy s, wall s, peak RSS)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTLAKE_")}
+    env.update(EVENTLAKE_KAFKA_BOOTSTRAP_SERVERS=bootstrap, EVENTLAKE_LAKE_ROOT=lake)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orchestration",
+            "--log-level",
+            "WARNING",
+            "ingest",
+            "--topic",
+            topic,
+            "--until-caught-up",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    out = proc.stdout.read() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.monotonic() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"ingest failed ({proc.returncode}): {out}")
+    m = re.search(r"ingested (\d+) records .* ([\d.]+) s from first record to last commit", out)
+    if not m or int(m.group(1)) != n:
+        raise SystemExit(f"unexpected ingest output: {out}")
+    busy = float(m.group(2))
+    return n / busy, busy, wall, usage.ru_maxrss * 1024  # ru_maxrss is KiB on Linux
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--value-size", type=int, default=100)
+    ap.add_argument("--partitions", type=int, default=3)
+    args = ap.parse_args()
+    n = args.records
+    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
+        bs = broker.bootstrap_servers
+        topic = "bench"
+        admin = AdminClient({"bootstrap.servers": bs})
+        admin.create_topics([NewTopic(topic, args.partitions, 1)])[topic].result(timeout=10)
+        payload = os.urandom(args.value_size)
+        t0 = time.monotonic()
+        produce(bs, topic, (Record(f"user-{i % 10_000}".encode(), payload) for i in range(n)))
+        print(
+            f"produced {n:,} records of {args.value_size} B over {args.partitions} partitions "
+            f"in {time.monotonic() - t0:.1f} s (Tansu {broker.bootstrap_servers})"
+        )
+        a_rate, a_s = bare_loop(bs, topic, n)
+        print(f"(a) bare consume loop:        {a_rate:>10,.0f} records/s  ({a_s:.2f} s)")
+        b_rate, b_s, wall, rss = ingest_process(bs, topic, os.path.join(tmp, "lake"), n)
+        print(
+            f"(b) eventlake ingest -> bronze:{b_rate:>10,.0f} records/s  ({b_s:.2f} s; "
+            f"{wall:.2f} s wall-clock with start-up and group join)"
+        )
+        print(f"ratio b/a: {b_rate / a_rate:.2f}   (target >= 0.9)")
+        print(f"peak RSS of the ingester: {rss / 2**20:,.0f} MiB   (target < 1024 MiB)")
+
+
+if __name__ == "__main__":
+    main()
