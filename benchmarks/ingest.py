@@ -106,9 +106,13 @@ def main() -> None:
         topic = "bench"
         admin = AdminClient({"bootstrap.servers": bs})
         admin.create_topics([NewTopic(topic, args.partitions, 1)])[topic].result(timeout=10)
-        payload = os.urandom(args.value_size)
+        head = os.urandom(max(0, args.value_size - 8))  # distinct values: head + record number
         t0 = time.monotonic()
-        produce(bs, topic, (Record(f"user-{i % 10_000}".encode(), payload) for i in range(n)))
+        produce(
+            bs,
+            topic,
+            (Record(f"user-{i % 10_000}".encode(), head + i.to_bytes(8, "big")) for i in range(n)),
+        )
         print(
             f"produced {n:,} records of {args.value_size} B over {args.partitions} partitions "
             f"in {time.monotonic() - t0:.1f} s (Tansu {broker.bootstrap_servers})"

@@ -17,6 +17,7 @@ offsets, what was not is read again on restart.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from ingest.batch import MicroBatch
+from ingest.committer import Committed, Committer
 from ingest.errors import IngestError, OffsetOutOfRange
 from ingest.kafka import (
     consumer_config,
@@ -85,6 +87,7 @@ class Ingester:
         self._last_commit_at: float | None = None
         self._table: BronzeTable | None = None
         self._consumer: Consumer | None = None
+        self._committer: Committer | None = None
 
     # -- the run -------------------------------------------------------------
 
@@ -111,6 +114,14 @@ class Ingester:
         source = topic_id(admin, o.topic)
         if source is not None:
             self._table.bind_source(source, range(n_partitions))
+        self._committer = Committer(
+            self._table,
+            {
+                "eventlake.writer": "ingest",
+                "eventlake.group": o.group_id,
+                "eventlake.pid": str(os.getpid()),
+            },
+        )
         consumer = Consumer(
             {
                 **consumer_config(
@@ -154,6 +165,7 @@ class Ingester:
         finally:
             consumer.close()
             self._consumer = None
+            self._committer.close()
         return self._finish(started)
 
     def _finish(self, started: float) -> IngestSummary:
@@ -163,6 +175,23 @@ class Ingester:
         return self._summary
 
     def _loop(
+        self,
+        consumer: Consumer,
+        targets: dict[int, tuple[int, int]] | None,
+        stop: threading.Event,
+    ) -> None:
+        # Each consumed record allocates a handful of acyclic objects; automatic
+        # cyclic GC over them cost up to 40% of the per-record work (measured).
+        # Collect explicitly instead: the young generations after every commit.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._consume_until_done(consumer, targets, stop)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _consume_until_done(
         self,
         consumer: Consumer,
         targets: dict[int, tuple[int, int]] | None,
@@ -184,12 +213,16 @@ class Ingester:
                 self._position.update(
                     {p: n for p, n in batch.next_offsets.items() if p in self._owned}
                 )
-            if (
+            full = (
                 batch.records >= o.batch_max_records
                 or batch.bytes >= o.batch_max_bytes
                 or (batch.records and batch.age() >= o.batch_max_latency_s)
-            ):
-                self._flush()
+            )
+            if full:
+                self._flush(wait=False)  # pipelined: the commit runs while we consume
+            elif self._committer is not None and self._committer.busy:
+                for c in self._committer.poll():
+                    self._committed(c)
             if targets is not None and self._joined and self._owned_caught_up(targets):
                 self._flush()
                 now = time.monotonic()
@@ -222,45 +255,43 @@ class Ingester:
         if err.code() != KafkaError._PARTITION_EOF:
             log.warning("%s: Kafka error %s (the client retries)", self.options.topic, err.str())
 
-    def _flush(self) -> None:
-        """Commit the open micro-batch to Delta, then its offsets to Kafka."""
+    def _flush(self, *, wait: bool = True) -> None:
+        """Hand the open micro-batch to the committer; with ``wait``, also wait until
+        everything handed over is committed. Kafka offsets follow each Delta commit.
+        """
+        assert self._committer is not None
         batch = self._batch
-        if not batch.records:
-            return
-        assert self._table is not None
-        age = batch.age()
-        nbytes = batch.bytes
-        rows = batch.take()
-        assert rows is not None
-        t0 = time.monotonic()
-        result = self._table.append(
-            rows,
-            custom_metadata={
-                "eventlake.writer": "ingest",
-                "eventlake.group": self.options.group_id,
-                "eventlake.pid": str(os.getpid()),
-            },
-        )
-        commit_s = time.monotonic() - t0
+        done: list[Committed] = []
+        if batch.records:
+            age, nbytes = batch.age(), batch.bytes
+            rows = batch.take()
+            assert rows is not None
+            done += self._committer.submit(rows, nbytes, age)
+        done += self._committer.drain() if wait else self._committer.poll()
+        for c in done:
+            self._committed(c)
+
+    def _committed(self, c: Committed) -> None:
+        s, result = self._summary, c.result
+        gc.collect(2 if s.commits % 100 == 99 else 1)
         if result.version is None:
             return
-        s = self._summary
         s.records += result.rows
         s.commits += 1
         s.last_version = result.version
-        self._last_commit_at = time.monotonic()
+        self._last_commit_at = c.done_at
         for p, (_, last) in result.ranges.items():
             s.next_offsets[p] = last + 1
         self._commit_kafka_offsets(result.ranges)
-        self._record_metrics(result.rows, nbytes, result.version, commit_s, age + commit_s)
+        self._record_metrics(result.rows, c.nbytes, result.version, c.commit_s, c.latency_s)
         log.info(
             "bronze/%s v%d: %d records, partitions %s, commit %.0f ms, batch latency %.0f ms",
             self.options.topic,
             result.version,
             result.rows,
             " ".join(f"{p}:{a}-{b}" for p, (a, b) in sorted(result.ranges.items())),
-            commit_s * 1000,
-            (age + commit_s) * 1000,
+            c.commit_s * 1000,
+            c.latency_s * 1000,
         )
 
     def _commit_kafka_offsets(self, ranges: dict[int, tuple[int, int]]) -> None:

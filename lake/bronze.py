@@ -53,6 +53,10 @@ BRONZE_SCHEMA = pa.schema(
     ]
 )
 PARTITION_BY = ["date"]
+# File statistics for the columns queries filter on, not for the payload bytes.
+TABLE_CONFIGURATION = {
+    "delta.dataSkippingStatsColumns": "topic,partition,offset,timestamp,schema_id,ingested_at,date",
+}
 _MAX_CONFLICT_RETRIES = 20
 
 
@@ -180,6 +184,7 @@ class BronzeTable:
                     BRONZE_SCHEMA,
                     mode="ignore",
                     partition_by=PARTITION_BY,
+                    configuration=TABLE_CONFIGURATION,
                     name=f"bronze_{topic}",
                     description=f"Every Kafka record of topic {topic}, exactly once",
                     storage_options=storage_options,
