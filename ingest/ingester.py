@@ -45,6 +45,7 @@ __all__ = ["IngestSummary", "Ingester"]
 log = logging.getLogger(__name__)
 
 _CONSUME_CHUNK = 10_000
+_ERROR = Message.error
 _MAX_WAIT_S = 0.5  # the loop looks at the stop flag at least this often
 
 
@@ -234,8 +235,8 @@ class Ingester:
 
     def _usable(self, messages: list[Message]) -> list[Message]:
         """Drop error events (raising on fatal ones) and records of lost partitions."""
-        errors = [m for m in messages if m.error() is not None]
-        if errors:
+        if any(map(_ERROR, messages)):  # C-level scan; errors are rare
+            errors = [m for m in messages if m.error() is not None]
             for m in errors:
                 self._on_message_error(m)
             messages = [m for m in messages if m.error() is None]

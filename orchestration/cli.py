@@ -120,7 +120,7 @@ def ingest(
     busy_rate = summary.records / summary.busy_s if summary.busy_s else 0.0
     click.echo(
         f"ingested {summary.records} records from {topic} in {summary.commits} commits; "
-        f"{summary.elapsed_s:.2f} s in all, {summary.busy_s:.2f} s from first record to last "
+        f"{summary.elapsed_s:.2f} s in all, {summary.busy_s:.3f} s from first record to last "
         f"commit ({busy_rate:,.0f} records/s); Delta version {summary.last_version}; "
         f"next offsets {summary.next_offsets}"
     )

@@ -16,8 +16,8 @@ PER_PARTITION = 33_334  # 100,002 records
 def test_sigkill_at_random_moments_then_restart(broker, make_topic, lake_root, processes):
     topic = make_topic(PARTITIONS)
     expected = produce_known(broker.bootstrap_servers, topic, PARTITIONS, PER_PARTITION)
-    # Small batches: about a hundred commits, so every kill lands mid-stream.
-    env = ingest_env(broker, lake_root, batch_max_records=1000)
+    # Small batches: about two hundred commits, so every kill lands mid-stream.
+    env = ingest_env(broker, lake_root, batch_max_records=500)
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     kills = 0
@@ -33,7 +33,7 @@ def test_sigkill_at_random_moments_then_restart(broker, make_topic, lake_root, p
             while bronze_version(lake_root, topic) <= before and proc.poll() is None:
                 assert time.monotonic() < deadline, processes.log(f"run{attempt}")
                 time.sleep(0.02)
-            time.sleep(rng.uniform(0.0, 0.4))  # somewhere among the commits
+            time.sleep(rng.uniform(0.0, 0.25))  # somewhere among the commits
         if proc.poll() is not None:
             break  # finished before the kill
         proc.send_signal(signal.SIGKILL)
