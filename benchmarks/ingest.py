@@ -16,6 +16,7 @@ Delta commit for b), the ratio b/a, the wall-clock of the whole ingest command
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -34,11 +35,13 @@ sys.path.insert(0, str(ROOT))
 from ingest import EmbeddedBroker, Record, consumer_config, produce  # noqa: E402
 
 
-def bare_loop(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
+def bare_loop(bootstrap: str, topic: str, n: int, options: dict) -> tuple[float, float]:
     """Consume n records touching value and offset; return (records/s, seconds)."""
     c = Consumer(
         consumer_config(
-            bootstrap, f"bench-bare-{uuid.uuid4().hex[:6]}", {"auto.offset.reset": "earliest"}
+            bootstrap,
+            f"bench-bare-{uuid.uuid4().hex[:6]}",
+            {**options, "auto.offset.reset": "earliest"},
         )
     )
     c.subscribe([topic])
@@ -58,11 +61,15 @@ def bare_loop(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
 
 
 def ingest_process(
-    bootstrap: str, topic: str, lake: str, n: int
+    bootstrap: str, topic: str, lake: str, n: int, options: dict
 ) -> tuple[float, float, float, int]:
     """Run the real CLI; return (records/s first record->last commit, busy s, wall s, peak RSS)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTLAKE_")}
-    env.update(EVENTLAKE_KAFKA_BOOTSTRAP_SERVERS=bootstrap, EVENTLAKE_LAKE_ROOT=lake)
+    env.update(
+        EVENTLAKE_KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        EVENTLAKE_LAKE_ROOT=lake,
+        EVENTLAKE_KAFKA_CONSUMER_OPTIONS=json.dumps(options),
+    )
     t0 = time.monotonic()
     proc = subprocess.Popen(
         [
@@ -100,8 +107,16 @@ def main() -> None:
     ap.add_argument("--value-size", type=int, default=100)
     ap.add_argument("--partitions", type=int, default=3)
     ap.add_argument("--repeat", type=int, default=3, help="runs of (a) then (b); median shown")
+    ap.add_argument(
+        "--consumer-options",
+        default="{}",
+        help="librdkafka overrides for both loops, e.g. '{\"fetch.queue.backoff.ms\": 1000}'",
+    )
     args = ap.parse_args()
     n = args.records
+    options = json.loads(args.consumer_options)
+    if options:
+        print(f"consumer options for both (a) and (b): {options}")
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
         bs = broker.bootstrap_servers
         topic = "bench"
@@ -120,8 +135,10 @@ def main() -> None:
         )
         rows = []
         for r in range(args.repeat):
-            a_rate, a_s = bare_loop(bs, topic, n)
-            b_rate, b_s, wall, rss = ingest_process(bs, topic, os.path.join(tmp, f"lake{r}"), n)
+            a_rate, a_s = bare_loop(bs, topic, n, options)
+            b_rate, b_s, wall, rss = ingest_process(
+                bs, topic, os.path.join(tmp, f"lake{r}"), n, options
+            )
             rows.append((b_rate / a_rate, a_rate, b_rate, wall, rss))
             print(
                 f"run {r + 1}: (a) bare loop {a_rate:>10,.0f} records/s ({a_s:.2f} s)   "

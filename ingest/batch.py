@@ -86,9 +86,7 @@ class MicroBatch:
         """Return every record as one table and empty the batch (None if empty)."""
         if not self._chunks:
             return None
-        # One contiguous batch: the writer thread then needs the GIL once to read it,
-        # not once per chunk (each hand-over of the GIL can wait a switch interval).
-        table = pa.concat_tables(self._chunks).combine_chunks()
+        table = pa.concat_tables(self._chunks)
         self._chunks = []
         self.records = 0
         self.bytes = 0

@@ -80,6 +80,9 @@ class Committer:
 
     def _commit(self, rows: pa.Table, nbytes: int, started: float) -> Committed:
         t0 = time.monotonic()
+        # One contiguous batch: delta-rs then takes the GIL once to read it, not once
+        # per chunk; and the copy happens here, off the consuming thread.
+        rows = rows.combine_chunks()
         result = self._table.append(rows, custom_metadata=self._metadata)
         done = time.monotonic()
         return Committed(result, nbytes, done - t0, done - started, done)

@@ -40,7 +40,7 @@ _CONSUMER_DEFAULTS: dict[str, Any] = {
     "session.timeout.ms": 6000,
     "heartbeat.interval.ms": 500,
     "max.poll.interval.ms": 30000,
-    "fetch.wait.max.ms": 100,
+    "fetch.wait.max.ms": 20,
     # librdkafka pauses a partition for fetch.queue.backoff.ms (default 1 s) once its
     # local queue is full; at ingest speed that pause was most of the run time.
     "fetch.queue.backoff.ms": 10,

@@ -32,7 +32,7 @@ class IngestOptions:
     storage_options: Mapping[str, str] = field(default_factory=dict)
     batch_max_records: int = 100_000
     batch_max_bytes: int = 32 * 1024 * 1024
-    batch_max_latency_s: float = 0.5
+    batch_max_latency_s: float = 0.25
     broker_wait_s: float = 60.0
     create_topic: bool = False
     topic_partitions: int = 1

@@ -62,7 +62,7 @@ class Settings(BaseSettings):
         32 * 1024 * 1024, ge=1, description="Key+value bytes per bronze commit, at most."
     )
     batch_max_latency_ms: int = Field(
-        500, ge=1, description="Longest a record waits before its commit."
+        250, ge=1, description="Longest a record waits before its commit."
     )
     broker_wait_s: float = Field(
         60.0, gt=0, description="How long to retry an unreachable broker at start."
@@ -91,7 +91,7 @@ class Settings(BaseSettings):
         """The :class:`ingest.IngestOptions` for ingesting ``topic`` with these settings.
 
         >>> Settings(kafka_bootstrap_servers="b:9092").ingest_options("t").batch_max_latency_s
-        0.5
+        0.25
         """
         if not self.kafka_bootstrap_servers:
             raise ConfigError(

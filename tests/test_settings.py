@@ -18,7 +18,7 @@ def clean_env(monkeypatch):
 
 def test_defaults():
     s = load_settings()
-    assert (s.lake_root, s.kafka_bootstrap_servers, s.batch_max_latency_ms) == ("./lake", None, 500)
+    assert (s.lake_root, s.kafka_bootstrap_servers, s.batch_max_latency_ms) == ("./lake", None, 250)
 
 
 def test_environment_variables_are_read_and_typed(monkeypatch):
