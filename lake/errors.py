@@ -4,12 +4,26 @@ LakeError
 ├── LakeNotWritable      the lake root cannot be written
 ├── InvalidTableName     a topic or subject name that cannot become a table path
 ├── OffsetConflict       a commit lost a race for the same Kafka offsets
-└── SourceChanged        the topic was recreated since the table was ingested
+├── SourceChanged        the topic was recreated since the table was ingested
+└── RegistryError        the schema registry refused a request
+    ├── SchemaNotFound       no schema with that id, subject or version
+    ├── InvalidSchema        not a valid Avro schema
+    └── IncompatibleSchema   breaks the subject's compatibility rule
 """
 
 from __future__ import annotations
 
-__all__ = ["InvalidTableName", "LakeError", "LakeNotWritable", "OffsetConflict", "SourceChanged"]
+__all__ = [
+    "IncompatibleSchema",
+    "InvalidSchema",
+    "InvalidTableName",
+    "LakeError",
+    "LakeNotWritable",
+    "OffsetConflict",
+    "RegistryError",
+    "SchemaNotFound",
+    "SourceChanged",
+]
 
 
 class LakeError(Exception):
@@ -66,4 +80,45 @@ class SourceChanged(LakeError):
             "recreated (a restart of the memory-only embedded broker does that), and "
             "ingesting it would mix two offset sequences. Replay the lake into it "
             "(`eventlake replay kafka`) or ingest the new topic under another name"
+        )
+
+
+class RegistryError(LakeError):
+    """Root of the schema registry's refusals."""
+
+
+class SchemaNotFound(RegistryError, KeyError):
+    """Raised when no schema matches an id, a subject, or a subject's version."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        super().__init__(what)
+
+    def __str__(self) -> str:
+        return f"{self.what} not found"
+
+
+class InvalidSchema(RegistryError, ValueError):
+    """Raised when a schema is not valid Avro; says what the parser objected to."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"invalid Avro schema: {reason}")
+
+
+class IncompatibleSchema(RegistryError):
+    """Raised when a schema breaks the subject's compatibility rule.
+
+    ``problems`` lists each incompatibility with the field path and the rule.
+    """
+
+    def __init__(self, subject: str, level: str, problems: list[str]) -> None:
+        self.subject = subject
+        self.level = level
+        self.problems = problems
+        super().__init__(
+            f"schema for subject {subject!r} is incompatible under {level}: "
+            + "; ".join(problems)
+            + ". Give new fields a default, keep removed fields' defaults, or change the "
+            "subject's compatibility level if the break is intended"
         )
