@@ -84,6 +84,35 @@ def broker(host: str, port: int | None) -> None:
 
 
 @cli.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (loopback unless told otherwise).",
+)
+@click.option("--port", type=int, default=8081, show_default=True, help="Port to listen on.")
+@click.pass_context
+@_friendly_errors
+def registry(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the Confluent Schema Registry REST API over the lake's registry until Ctrl-C."""
+    from ingest.registry_server import RegistryServer
+    from lake import SchemaRegistry
+
+    settings = _settings(ctx)
+    store = SchemaRegistry.open(
+        settings.lake_root, storage_options=dict(settings.storage_options) or None
+    )
+    with stop_on_signals() as stop, RegistryServer(store, host=host, port=port) as server:
+        click.echo(
+            f"schema registry (Confluent REST API) at {server.url}, "
+            f"stored in {settings.lake_root}/registry"
+        )
+        click.echo(f"export EVENTLAKE_REGISTRY_URL={server.url}", err=True)
+        stop.wait()
+        click.echo("stopping the schema registry", err=True)
+
+
+@cli.command()
 @click.option("--topic", required=True, help="Kafka topic to ingest into bronze/<topic>.")
 @click.option(
     "--until-caught-up",

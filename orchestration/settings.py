@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     broker_wait_s: float = Field(
         60.0, gt=0, description="How long to retry an unreachable broker at start."
     )
+    registry_url: str | None = Field(
+        None, description="A Confluent-compatible schema registry; unset = eventlake's own."
+    )
     metrics_port: int | None = Field(
         None, ge=1, le=65535, description="Serve Prometheus metrics on this port."
     )
