@@ -234,10 +234,16 @@ def create_app(registry: SchemaRegistry) -> Starlette:
         Route("/config/{subject}", handled(get_config), methods=["GET"]),
         Route("/config/{subject}", handled(put_config), methods=["PUT"]),
     ]
+
     async def no_route(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
-        return _json({"error_code": status, "message": f"no such endpoint: {request.method} "
-                                                       f"{request.url.path}"}, status)
+        return _json(
+            {
+                "error_code": status,
+                "message": f"no such endpoint: {request.method} {request.url.path}",
+            },
+            status,
+        )
 
     return Starlette(routes=routes, exception_handlers={404: no_route, 405: no_route})
 

@@ -175,3 +175,23 @@ def test_registry_command_serves_on_loopback_and_stops(tmp_path):
             proc.kill()
             proc.wait()
     assert SchemaRegistry.open(str(tmp_path / "lake")).versions("x-value") == [1]
+
+
+def test_schemas_from_an_external_registry_are_copied_into_the_lake(tmp_path):
+    from ingest.schema_resolver import SchemaResolver
+
+    external = SchemaRegistry.open(str(tmp_path / "elsewhere"))
+    with RegistryServer(external) as server:
+        client = SchemaRegistryClient({"url": server.url})
+        client.register_schema("orders-value", Schema(V1, "AVRO"))
+        sid = client.register_schema("orders-value", Schema(V2, "AVRO"))
+        ours = SchemaRegistry.open(str(tmp_path / "lake"))
+        resolver = SchemaResolver(ours, server.url)
+        assert json.loads(resolver.schema(sid))["fields"][2]["name"] == "tip"
+        with pytest.raises(Exception, match="schema id 99"):
+            resolver.schema(99)
+    # The external registry is gone; the lake still resolves the id, with its subject.
+    again = SchemaResolver(SchemaRegistry.open(str(tmp_path / "lake")), server.url)
+    assert json.loads(again.schema(sid))["fields"][2]["name"] == "tip"
+    assert ours.get("orders-value", 2).id == sid
+    assert ours.subjects_of(sid) == [("orders-value", 2)]
