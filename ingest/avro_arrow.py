@@ -191,6 +191,7 @@ def converter(
     """A function turning fastavro's value for ``schema`` into what pyarrow takes
     for :func:`arrow_type` (None: the value is already right).
 
+    >>> import uuid
     >>> converter({"type": "string", "logicalType": "uuid"})(uuid.UUID(int=1))
     '00000000-0000-0000-0000-000000000001'
     """

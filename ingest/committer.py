@@ -2,6 +2,8 @@
 
 delta-rs releases the GIL while it encodes Parquet and writes the commit, so a
 commit on this thread overlaps with consuming the next batch on the caller's.
+With a :class:`SilverWriter`, each bronze commit is decoded into silver and
+dead letters right behind it, on the same thread.
 At most one commit is in flight: memory stays bounded at one batch being
 written plus one being filled.
 """
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from ingest.silver_writer import DecodeSummary, SilverWriter
 from lake import AppendResult, BronzeTable
 
 __all__ = ["Committed", "Committer"]
@@ -24,6 +27,7 @@ class Committed:
     """A finished commit with what the caller needs for logs and metrics."""
 
     result: AppendResult
+    decoded: DecodeSummary | None
     nbytes: int
     commit_s: float
     latency_s: float  # first record read -> commit done
@@ -43,8 +47,11 @@ class Committer:
     >>> c.close()
     """
 
-    def __init__(self, table: BronzeTable, metadata: dict[str, str]) -> None:
+    def __init__(
+        self, table: BronzeTable, metadata: dict[str, str], silver: SilverWriter | None = None
+    ) -> None:
         self._table = table
+        self._silver = silver
         self._metadata = metadata
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-commit")
         self._inflight: Future[Committed] | None = None
@@ -84,5 +91,6 @@ class Committer:
         # per chunk; and the copy happens here, off the consuming thread.
         rows = rows.combine_chunks()
         result = self._table.append(rows, custom_metadata=self._metadata)
+        decoded = self._silver.write(rows) if self._silver is not None else None
         done = time.monotonic()
-        return Committed(result, nbytes, done - t0, done - started, done)
+        return Committed(result, decoded, nbytes, done - t0, done - started, done)

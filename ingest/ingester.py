@@ -38,7 +38,9 @@ from ingest.kafka import (
 )
 from ingest.metrics import IngestMetrics
 from ingest.options import IngestOptions
-from lake import BronzeTable, ensure_writable
+from ingest.schema_resolver import SchemaResolver
+from ingest.silver_writer import SilverWriter
+from lake import BronzeTable, SchemaRegistry, ensure_writable
 
 __all__ = ["IngestSummary", "Ingester"]
 
@@ -115,6 +117,19 @@ class Ingester:
         source = topic_id(admin, o.topic)
         if source is not None:
             self._table.bind_source(source, range(n_partitions))
+        silver = None
+        if o.decode_avro:
+            registry = SchemaRegistry.open(
+                o.lake_root, storage_options=dict(o.storage_options) or None
+            )
+            silver = SilverWriter(
+                o.lake_root,
+                o.topic,
+                SchemaResolver(registry, o.registry_url),
+                subject_strategy=o.subject_strategy,
+                storage_options=dict(o.storage_options) or None,
+            )
+            silver.repair(self._table, range(n_partitions))
         self._committer = Committer(
             self._table,
             {
@@ -122,6 +137,7 @@ class Ingester:
                 "eventlake.group": o.group_id,
                 "eventlake.pid": str(os.getpid()),
             },
+            silver,
         )
         consumer = Consumer(
             {
@@ -286,13 +302,14 @@ class Ingester:
         self._commit_kafka_offsets(result.ranges)
         self._record_metrics(result.rows, c.nbytes, result.version, c.commit_s, c.latency_s)
         log.info(
-            "bronze/%s v%d: %d records, partitions %s, commit %.0f ms, batch latency %.0f ms",
+            "bronze/%s v%d: %d records, partitions %s, commit %.0f ms, batch latency %.0f ms%s",
             self.options.topic,
             result.version,
             result.rows,
             " ".join(f"{p}:{a}-{b}" for p, (a, b) in sorted(result.ranges.items())),
             c.commit_s * 1000,
             c.latency_s * 1000,
+            f"; {c.decoded}" if c.decoded is not None else "",
         )
 
     def _commit_kafka_offsets(self, ranges: dict[int, tuple[int, int]]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ingest.kafka import consumer_config
 from lake import validate_name
@@ -36,6 +37,9 @@ class IngestOptions:
     broker_wait_s: float = 60.0
     create_topic: bool = False
     topic_partitions: int = 1
+    decode_avro: bool = False
+    registry_url: str | None = None
+    subject_strategy: Literal["topic", "record", "topic_record"] = "topic"
 
     def __post_init__(self) -> None:
         validate_name(self.topic)  # it becomes the path bronze/<topic>

@@ -18,15 +18,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import DeltaTable, Transaction
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
-from lake.errors import OffsetConflict, SourceChanged
+from lake.errors import SourceChanged
+from lake.fenced import AppendResult, fenced_append
 from lake.names import table_uri
 from lake.offsets import committed_offsets, source_app_id, txn_app_id
 
@@ -34,7 +34,9 @@ __all__ = ["BRONZE_SCHEMA", "AppendResult", "BronzeTable", "bronze_rows"]
 
 log = logging.getLogger(__name__)
 
-HEADERS_TYPE = pa.list_(pa.struct([pa.field("key", pa.string()), pa.field("value", pa.binary())]))
+HEADERS_TYPE: pa.DataType = pa.list_(
+    pa.struct([pa.field("key", pa.string()), pa.field("value", pa.binary())])
+)
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 
 BRONZE_SCHEMA = pa.schema(
@@ -57,7 +59,6 @@ PARTITION_BY = ["date"]
 TABLE_CONFIGURATION = {
     "delta.dataSkippingStatsColumns": "topic,partition,offset,timestamp,schema_id,ingested_at,date",
 }
-_MAX_CONFLICT_RETRIES = 20
 
 
 def _schema_ids(values: pa.BinaryArray) -> pa.Int32Array:
@@ -131,21 +132,6 @@ def bronze_rows(
         ],
         schema=BRONZE_SCHEMA,
     )
-
-
-@dataclass(frozen=True)
-class AppendResult:
-    """What one bronze commit wrote.
-
-    ``version`` is the Delta version created (None if every row was already
-    committed by someone else), ``ranges`` maps partition -> (first, last)
-    offset written, ``dropped`` counts rows fenced off as already committed.
-    """
-
-    version: int | None
-    rows: int
-    ranges: dict[int, tuple[int, int]]
-    dropped: int
 
 
 class BronzeTable:
@@ -235,64 +221,21 @@ class BronzeTable:
         offset written. Retries when a concurrent writer touched the same
         partitions; raises :class:`OffsetConflict` if that never settles.
         """
-        for _ in range(_MAX_CONFLICT_RETRIES):
-            ranges = _offset_ranges(rows)
-            committed = self.committed(list(ranges))
-            stale = {p: c for p, c in committed.items() if c is not None and ranges[p][0] <= c}
-            dropped = 0
-            if stale:
-                before = rows.num_rows
-                rows = rows.filter(_not_committed_mask(rows, stale))
-                dropped = before - rows.num_rows
-                log.warning(
-                    "bronze/%s: dropped %d rows already committed by another writer (%s)",
-                    self.topic,
-                    dropped,
-                    stale,
-                )
-                ranges = _offset_ranges(rows)
-            if rows.num_rows == 0:
-                return AppendResult(None, 0, {}, dropped)
-            txns = [Transaction(txn_app_id(self.topic, p), last) for p, (_, last) in ranges.items()]
-            if self._unbound_source is not None:
-                txns.append(Transaction(source_app_id(self.topic, self._unbound_source), 0))
-            try:
-                write_deltalake(
-                    self._table,
-                    rows,
-                    mode="append",
-                    partition_by=PARTITION_BY,
-                    storage_options=self._storage_options,
-                    commit_properties=CommitProperties(
-                        app_transactions=txns, custom_metadata=dict(custom_metadata or {})
-                    ),
-                )
-            except CommitFailedError as e:
-                if "Concurrent transaction" not in str(e):
-                    raise
-                log.info(
-                    "bronze/%s: concurrent commit on the same partitions; rechecking", self.topic
-                )
-                continue
+        unbound = self._unbound_source
+        result = fenced_append(
+            self._table,
+            rows,
+            app_id=lambda p: txn_app_id(self.topic, p),
+            partition="partition",
+            offset="offset",
+            partition_by=PARTITION_BY,
+            extra_txns=(lambda: [Transaction(source_app_id(self.topic, unbound), 0)])
+            if unbound is not None
+            else None,
+            storage_options=self._storage_options,
+            custom_metadata=custom_metadata,
+            label=f"bronze/{self.topic}",
+        )
+        if result.version is not None:
             self._unbound_source = None
-            return AppendResult(self._table.version(), rows.num_rows, ranges, dropped)
-        raise OffsetConflict(self.uri, _MAX_CONFLICT_RETRIES)
-
-
-def _offset_ranges(rows: pa.Table) -> dict[int, tuple[int, int]]:
-    parts = rows.column("partition").to_numpy()
-    offs = rows.column("offset").to_numpy()
-    out: dict[int, tuple[int, int]] = {}
-    for p in np.unique(parts):
-        o = offs[parts == p]
-        out[int(p)] = (int(o.min()), int(o.max()))
-    return out
-
-
-def _not_committed_mask(rows: pa.Table, committed: Mapping[int, int]) -> np.ndarray:
-    parts = rows.column("partition").to_numpy()
-    offs = rows.column("offset").to_numpy()
-    keep = np.ones(len(parts), dtype=bool)
-    for p, c in committed.items():
-        keep &= ~((parts == p) & (offs <= c))
-    return keep
+        return result

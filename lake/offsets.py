@@ -12,7 +12,14 @@ from collections.abc import Iterable
 
 from deltalake import DeltaTable
 
-__all__ = ["committed_offsets", "source_app_id", "txn_app_id"]
+__all__ = [
+    "committed_offsets",
+    "dead_letter_app_id",
+    "decoded_app_id",
+    "silver_app_id",
+    "source_app_id",
+    "txn_app_id",
+]
 
 
 def txn_app_id(topic: str, partition: int) -> str:
@@ -35,6 +42,34 @@ def source_app_id(topic: str, source_id: str) -> str:
     'eventlake-bronze-source:orders:AaIAlHM/dqCSYkrM0CiEXA'
     """
     return f"eventlake-bronze-source:{topic}:{source_id}"
+
+
+def silver_app_id(topic: str, partition: int) -> str:
+    """The ``txn`` app id of a silver table: last offset of ``topic[partition]`` it holds.
+
+    >>> silver_app_id("orders", 0)
+    'eventlake-silver:orders:0'
+    """
+    return f"eventlake-silver:{topic}:{partition}"
+
+
+def dead_letter_app_id(topic: str, partition: int) -> str:
+    """The ``txn`` app id of ``dead_letters``: last offset of ``topic[partition]`` it holds.
+
+    >>> dead_letter_app_id("orders", 0)
+    'eventlake-dead-letters:orders:0'
+    """
+    return f"eventlake-dead-letters:{topic}:{partition}"
+
+
+def decoded_app_id(topic: str, partition: int) -> str:
+    """The decode cursor, kept in ``dead_letters``: every bronze offset of
+    ``topic[partition]`` up to this one is in silver or in dead letters.
+
+    >>> decoded_app_id("orders", 0)
+    'eventlake-decoded:orders:0'
+    """
+    return f"eventlake-decoded:{topic}:{partition}"
 
 
 def committed_offsets(

@@ -173,6 +173,15 @@ class SchemaRegistry:
                 return r
         raise SchemaNotFound(f"version {version} of subject {subject!r}")
 
+    def get_any(self, subject: str, version: int) -> str:
+        """The schema of ``subject`` version ``version``, soft-deleted or not."""
+        with self._lock:
+            self._refresh()
+            for r in self._rows:
+                if r.subject == subject and r.version == version:
+                    return r.schema
+        raise SchemaNotFound(f"version {version} of subject {subject!r}")
+
     def by_id(self, schema_id: int) -> str:
         """The schema text with global id ``schema_id`` (deleted versions included)."""
         with self._lock:

@@ -121,6 +121,12 @@ def registry(ctx: click.Context, host: str, port: int) -> None:
 )
 @click.option("--group", default=None, help="Consumer group (default: setting kafka_group_id).")
 @click.option(
+    "--decode/--no-decode",
+    "decode",
+    default=None,
+    help="Decode Confluent-framed Avro into silver (default: setting decode_avro).",
+)
+@click.option(
     "--metrics-port",
     type=int,
     default=None,
@@ -133,10 +139,11 @@ def ingest(
     topic: str,
     until_caught_up: bool,
     group: str | None,
+    decode: bool | None,
     metrics_port: int | None,
 ) -> None:
     """Ingest a Kafka topic into bronze/<topic>, exactly once."""
-    settings = _settings(ctx, metrics_port=metrics_port)
+    settings = _settings(ctx, metrics_port=metrics_port, decode_avro=decode)
     options = settings.ingest_options(topic, group_id=group)
     metrics = IngestMetrics()
     if settings.metrics_port:
@@ -187,6 +194,70 @@ def demo(ctx: click.Context, root: str, events: int) -> None:
         f"done in {time.monotonic() - t0:.1f} s. Query it: "
         f"python -c \"import polars as pl; print(pl.scan_delta('{lake_root}/bronze/{TOPIC}')"
         f".group_by('partition').len().collect())\""
+    )
+
+
+@cli.group("dead-letters")
+def dead_letters() -> None:
+    """Records that could not be decoded: list them, reprocess them."""
+
+
+@dead_letters.command("list")
+@click.option("--topic", default=None, help="Only this topic.")
+@click.option("--limit", default=20, show_default=True, help="Rows to show (0: all).")
+@click.pass_context
+@_friendly_errors
+def dead_letters_list(ctx: click.Context, topic: str | None, limit: int) -> None:
+    """Show dead letters: where they came from and why they failed."""
+    from lake.dead_letters import DeadLetters
+
+    settings = _settings(ctx)
+    table = DeadLetters.open(
+        settings.lake_root, storage_options=dict(settings.storage_options) or None
+    ).read(topic)
+    kinds: dict[str, int] = {}
+    for k in table.column("error_kind").to_pylist():
+        kinds[k] = kinds.get(k, 0) + 1
+    click.echo(
+        f"{table.num_rows} dead letters"
+        + (f" of {topic}" if topic else "")
+        + (": " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) if kinds else "")
+    )
+    rows = table.to_pylist()
+    for r in rows[: limit or len(rows)]:
+        click.echo(
+            f"  {r['topic']}[{r['partition']}]@{r['offset']}  {r['error_kind']}: "
+            f"{r['error_message']}"
+        )
+
+
+@dead_letters.command("reprocess")
+@click.option("--topic", required=True, help="Topic whose dead letters to decode again.")
+@click.pass_context
+@_friendly_errors
+def dead_letters_reprocess(ctx: click.Context, topic: str) -> None:
+    """Decode a topic's dead letters again, after the cause was fixed."""
+    from ingest.schema_resolver import SchemaResolver
+    from ingest.silver_writer import SilverWriter
+    from lake import SchemaRegistry
+
+    settings = _settings(ctx)
+    so = dict(settings.storage_options) or None
+    registry = SchemaRegistry.open(settings.lake_root, storage_options=so)
+    writer = SilverWriter(
+        settings.lake_root,
+        topic,
+        SchemaResolver(registry, settings.registry_url),
+        subject_strategy=settings.subject_strategy,
+        storage_options=so,
+    )
+    summary = writer.reprocess()
+    moved = sum(summary.silver.values())
+    left = sum(summary.dead.values())
+    click.echo(
+        f"moved {moved} dead letters of {topic} to silver "
+        f"({', '.join(f'{s}: {n}' for s, n in sorted(summary.silver.items())) or 'none'})"
+        f"; {left} still fail"
     )
 
 

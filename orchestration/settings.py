@@ -14,7 +14,7 @@ import os
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import (
@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     registry_url: str | None = Field(
         None, description="A Confluent-compatible schema registry; unset = eventlake's own."
     )
+    decode_avro: bool = Field(
+        False, description="Decode Confluent-framed Avro into silver behind each bronze commit."
+    )
+    subject_strategy: Literal["topic", "record", "topic_record"] = Field(
+        "topic", description="How a record's subject is named (Confluent's strategies)."
+    )
     metrics_port: int | None = Field(
         None, ge=1, le=65535, description="Serve Prometheus metrics on this port."
     )
@@ -122,6 +128,9 @@ class Settings(BaseSettings):
             broker_wait_s=self.broker_wait_s,
             create_topic=self.create_topics,
             topic_partitions=self.topic_partitions,
+            decode_avro=self.decode_avro,
+            registry_url=self.registry_url,
+            subject_strategy=self.subject_strategy,
         )
 
 

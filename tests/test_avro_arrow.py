@@ -160,7 +160,7 @@ def test_corrupt_and_trailing_bytes_are_errors():
     buf = io.BytesIO()
     fastavro.schemaless_writer(buf, parsed, {"s": "hello"})
     body = buf.getvalue()
-    with pytest.raises(Exception):
+    with pytest.raises(EOFError):
         decode_body(body[:-2], parsed, None)  # truncated
     with pytest.raises(ValueError, match="1 bytes left over"):
         decode_body(body + b"x", parsed, None)

@@ -1,0 +1,367 @@
+"""Decoding bronze records into silver, and the undecodable into dead letters.
+
+Each record is classified: a tombstone (null value), not Confluent-framed
+(wrong magic byte or under 5 bytes), an unknown schema id, a body that does not
+decode with its writer schema, or a record of a subject: decoded with its own
+writer schema into ``silver/<subject>``. The order of commits makes the step
+idempotent: silver tables first (fenced by offset), then dead letters together
+with the decode cursor. A crash in between is repaired by :meth:`repair`,
+which decodes again from the cursor; the fences drop what had landed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import fastavro
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ingest.avro_arrow import converter, decode_body, silver_shape
+from ingest.schema_resolver import SchemaResolver
+from lake import BronzeTable, SchemaNotFound
+from lake.dead_letters import DEAD_LETTER_SCHEMA, DeadLetters
+from lake.silver import LINEAGE, SilverTable
+
+__all__ = ["DecodeSummary", "SilverWriter", "SubjectStrategy"]
+
+log = logging.getLogger(__name__)
+SubjectStrategy = Literal["topic", "record", "topic_record"]
+
+
+@dataclass
+class DecodeSummary:
+    """Rows written per silver subject, dead letters per error kind."""
+
+    silver: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    dead: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def add(self, other: DecodeSummary) -> None:
+        for k, v in other.silver.items():
+            self.silver[k] += v
+        for k, v in other.dead.items():
+            self.dead[k] += v
+
+    def __str__(self) -> str:
+        parts = [f"silver/{s} +{n}" for s, n in sorted(self.silver.items())]
+        parts += [f"dead letters +{n} {k}" for k, n in sorted(self.dead.items())]
+        return ", ".join(parts) or "nothing to decode"
+
+
+@dataclass
+class _Writer:
+    parsed: Any
+    convert: Any
+    subject: str
+    version: int
+
+
+class SilverWriter:
+    """Decodes bronze rows of one topic into silver tables and dead letters."""
+
+    def __init__(
+        self,
+        lake_root: str,
+        topic: str,
+        resolver: SchemaResolver,
+        *,
+        subject_strategy: SubjectStrategy = "topic",
+        storage_options: dict[str, str] | None = None,
+    ) -> None:
+        self.lake_root = lake_root
+        self.topic = topic
+        self.resolver = resolver
+        self.subject_strategy = subject_strategy
+        self._storage_options = storage_options
+        self.dead_letters = DeadLetters.open(lake_root, storage_options=storage_options)
+        self._silver: dict[str, SilverTable] = {}
+        self._writers: dict[int, _Writer] = {}
+
+    # -- schemas ---------------------------------------------------------------
+
+    def _writer(self, schema_id: int) -> _Writer:
+        w = self._writers.get(schema_id)
+        if w is None:
+            text = self.resolver.schema(schema_id)  # SchemaNotFound -> dead letter
+            schema = json.loads(text)
+            uses = dict(self.resolver.registry.subjects_of(schema_id))
+            full = (
+                f"{schema.get('namespace')}.{schema['name']}"
+                if isinstance(schema, dict)
+                and schema.get("namespace")
+                and "name" in schema
+                and "." not in schema["name"]
+                else schema.get("name")
+                if isinstance(schema, dict)
+                else None
+            )
+            wanted = {
+                "topic": f"{self.topic}-value",
+                "record": full,
+                "topic_record": f"{self.topic}-{full}",
+            }[self.subject_strategy]
+            subject = wanted if wanted in uses else next(iter(sorted(uses)), wanted)
+            if subject is None:
+                raise SchemaNotFound(f"subject for schema id {schema_id}")
+            w = _Writer(
+                fastavro.parse_schema(schema), converter(schema), subject, uses.get(subject, 0)
+            )
+            self._writers[schema_id] = w
+        return w
+
+    def forget_schemas(self) -> None:
+        """Drop cached schemas (after registering one that was missing)."""
+        self._writers.clear()
+        self.resolver.forget()
+
+    # -- decoding ----------------------------------------------------------------
+
+    def write(self, bronze_rows: pa.Table) -> DecodeSummary:
+        """Decode ``bronze_rows`` (of this topic) not yet decoded; commit; summarize."""
+        summary = DecodeSummary()
+        if bronze_rows.num_rows == 0:
+            return summary
+        parts = bronze_rows.column("partition").to_numpy()
+        cursor = self.dead_letters.decoded(self.topic, np.unique(parts).tolist())
+        keep = np.ones(len(parts), dtype=bool)
+        offs = bronze_rows.column("offset").to_numpy()
+        for p, c in cursor.items():
+            if c is not None:
+                keep &= ~((parts == p) & (offs <= c))
+        rows = bronze_rows.filter(keep) if not keep.all() else bronze_rows
+        if rows.num_rows == 0:
+            return summary
+        last = {int(p): int(offs[parts == p].max()) for p in np.unique(parts)}
+        tables, dead = self._decode(rows)
+        for subject, data in tables.items():
+            summary.silver[subject] += self._table(subject).append(self.topic, data).rows
+        for k in dead[1]:
+            summary.dead[k] += 1
+        self._quarantine(rows, *dead, last)
+        return summary
+
+    def _table(self, subject: str) -> SilverTable:
+        table = self._silver.get(subject)
+        if table is None:
+            table = self._silver[subject] = SilverTable(
+                self.lake_root, subject, self._storage_options
+            )
+        return table
+
+    def _decode(
+        self, rows: pa.Table
+    ) -> tuple[dict[str, pa.Table], tuple[list[int], list[str], list[str]]]:
+        """Silver rows per subject, and (row index, kind, message) of the undecodable."""
+        good: dict[str, list[int]] = defaultdict(list)
+        decoded: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        meta: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        dead_idx: list[int] = []
+        kinds: list[str] = []
+        messages: list[str] = []
+        values = rows.column("value").to_pylist()
+        ids = rows.column("schema_id").to_pylist()
+        for i, (value, sid) in enumerate(zip(values, ids, strict=True)):
+            kind, msg = None, ""
+            if value is None:
+                kind, msg = "tombstone", "the record has no value (a tombstone)"
+            elif sid is None:
+                kind, msg = (
+                    "not_confluent_framed",
+                    (
+                        f"the value does not start with magic byte 0 and a 4-byte schema id "
+                        f"(first byte {value[:1].hex() or 'none'}, {len(value)} bytes)"
+                    ),
+                )
+            else:
+                try:
+                    w = self._writer(sid)
+                except SchemaNotFound as e:
+                    kind, msg = (
+                        "unknown_schema_id",
+                        (
+                            f"schema id {sid} is not registered ({e}); register it, then run "
+                            "`eventlake dead-letters reprocess`"
+                        ),
+                    )
+                else:
+                    try:
+                        decoded[w.subject].append(decode_body(value[5:], w.parsed, w.convert))
+                        good[w.subject].append(i)
+                        meta[w.subject].append((sid, w.version))
+                    except Exception as e:
+                        kind, msg = "decode_error", f"{type(e).__name__}: {e}"
+            if kind is not None:
+                dead_idx.append(i)
+                kinds.append(kind)
+                messages.append(msg)
+        tables = {}
+        for subject, records in decoded.items():
+            data = self._build(
+                subject, rows, good[subject], records, meta[subject], dead_idx, kinds, messages
+            )
+            if data.num_rows:
+                tables[subject] = data
+        return tables, (dead_idx, kinds, messages)
+
+    def _build(
+        self,
+        subject: str,
+        rows: pa.Table,
+        idx: list[int],
+        records: list[dict[str, Any]],
+        meta: list[tuple[int, int]],
+        dead_idx: list[int],
+        kinds: list[str],
+        messages: list[str],
+    ) -> pa.Table:
+        versions = self.resolver.registry.versions(subject, include_deleted=True)
+        texts = [self.resolver.registry.get_any(subject, v) for v in versions]
+        shape = silver_shape(texts)
+        for r in records:
+            for name, default in shape.defaults.items():
+                if name not in r:
+                    r[name] = default
+        try:
+            data = pa.Table.from_pylist(records, schema=shape.schema)
+        except (pa.ArrowException, ValueError, TypeError, OverflowError):
+            data, idx, meta = self._rows_one_by_one(
+                shape.schema, records, idx, meta, dead_idx, kinds, messages
+            )
+        src = rows.take(pa.array(idx, pa.int64()))
+        lineage = [
+            src.column("topic"),
+            src.column("partition"),
+            src.column("offset"),
+            src.column("timestamp"),
+            pa.array([m[0] for m in meta], pa.int32()),
+            pa.array([m[1] for m in meta], pa.int32()),
+            src.column("date"),
+        ]
+        for f, col in zip(LINEAGE, lineage, strict=True):
+            data = data.append_column(f, col.cast(f.type))
+        return data
+
+    @staticmethod
+    def _rows_one_by_one(
+        schema: pa.Schema,
+        records: list[dict[str, Any]],
+        idx: list[int],
+        meta: list[tuple[int, int]],
+        dead_idx: list[int],
+        kinds: list[str],
+        messages: list[str],
+    ) -> tuple[pa.Table, list[int], list[tuple[int, int]]]:
+        ok_rows, ok_idx, ok_meta = [], [], []
+        for r, i, m in zip(records, idx, meta, strict=True):
+            try:
+                pa.Table.from_pylist([r], schema=schema)
+            except Exception as e:
+                dead_idx.append(i)
+                kinds.append("decode_error")
+                messages.append(f"does not fit the silver column types: {e}")
+                continue
+            ok_rows.append(r)
+            ok_idx.append(i)
+            ok_meta.append(m)
+        return pa.Table.from_pylist(ok_rows, schema=schema), ok_idx, ok_meta
+
+    def _quarantine(
+        self,
+        rows: pa.Table,
+        dead_idx: list[int],
+        kinds: list[str],
+        messages: list[str],
+        cursor: dict[int, int],
+    ) -> None:
+        src = rows.take(pa.array(dead_idx, pa.int64()))
+        n = src.num_rows
+        if n and dead_idx != sorted(dead_idx):
+            order = np.argsort(dead_idx)
+            src = src.take(pa.array(order))
+            kinds = [kinds[k] for k in order]
+            messages = [messages[k] for k in order]
+        now = pa.array(np.full(n, time.time_ns() // 1000, dtype=np.int64)).cast(
+            pa.timestamp("us", tz="UTC")
+        )
+        dead = pa.table(
+            {
+                "topic": src.column("topic"),
+                "partition": src.column("partition"),
+                "offset": src.column("offset"),
+                "timestamp": src.column("timestamp"),
+                "key": src.column("key"),
+                "value": src.column("value"),
+                "headers": src.column("headers"),
+                "schema_id": src.column("schema_id"),
+                "error_kind": pa.array(kinds, pa.string()),
+                "error_message": pa.array(messages, pa.string()),
+                "quarantined_at": now,
+                "date": src.column("date"),
+            }
+        ).cast(DEAD_LETTER_SCHEMA)
+        self.dead_letters.append(self.topic, dead, cursor)
+
+    # -- repair and reprocess -----------------------------------------------------
+
+    def repair(self, bronze: BronzeTable, partitions: Iterable[int]) -> DecodeSummary:
+        """Decode bronze records past the decode cursor (after a crash between commits)."""
+        summary = DecodeSummary()
+        parts = list(partitions)
+        cursor = self.dead_letters.decoded(self.topic, parts)
+        dataset = bronze.delta.to_pyarrow_dataset()
+        for p in parts:
+            c = cursor[p]
+            flt = pc.field("partition") == p
+            if c is not None:
+                flt = flt & (pc.field("offset") > c)
+            rows = dataset.to_table(filter=flt).sort_by("offset")
+            if rows.num_rows:
+                summary.add(self.write(rows))
+        if summary.silver or summary.dead:
+            log.info("%s: decoded records the last run had not: %s", self.topic, summary)
+        return summary
+
+    def reprocess(self) -> DecodeSummary:
+        """Decode this topic's dead letters again (after the cause was fixed).
+
+        Records that now decode move to silver exactly once (an anti-join makes a
+        retry add nothing) and then leave the dead letters; the rest stay.
+        """
+        self.forget_schemas()
+        dead = self.dead_letters.read(self.topic)
+        summary = DecodeSummary()
+        if dead.num_rows == 0:
+            return summary
+        rows = dead.select(
+            [
+                "topic",
+                "partition",
+                "offset",
+                "timestamp",
+                "key",
+                "value",
+                "headers",
+                "schema_id",
+                "date",
+            ]
+        )
+        tables, (_, kinds, _) = self._decode(rows)
+        for subject, data in tables.items():
+            self._table(subject).append_missing(data)
+            summary.silver[subject] += data.num_rows
+            for p in np.unique(data.column("_kafka_partition").to_numpy()):
+                offs = data.filter(pc.equal(data.column("_kafka_partition"), int(p)))
+                self.dead_letters.remove(
+                    self.topic, int(p), offs.column("_kafka_offset").to_pylist()
+                )
+        for k in kinds:
+            summary.dead[k] += 1
+        log.info("%s: reprocessed %d dead letters: %s", self.topic, dead.num_rows, summary)
+        return summary

@@ -1,0 +1,129 @@
+"""The ``dead_letters`` table: every record that could not be decoded, kept whole.
+
+Columns: the bronze record (``topic``, ``partition``, ``offset``, ``timestamp``,
+``key``, ``value``, ``headers``, ``schema_id``), why it failed (``error_kind``,
+``error_message``), ``quarantined_at``, and the partition column ``date``.
+
+The table also keeps the decode cursor of every topic-partition (a ``txn``
+action, :func:`lake.offsets.decoded_app_id`): each bronze offset up to it is in
+exactly one of its silver table or here. It is committed last in each decode
+step, so a crash in between is repaired by decoding again from the cursor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable, Transaction
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
+
+from lake.bronze import HEADERS_TYPE, UTC_MICROS
+from lake.fenced import AppendResult, fenced_append
+from lake.names import validate_name
+from lake.offsets import dead_letter_app_id, decoded_app_id
+
+__all__ = ["DEAD_LETTER_SCHEMA", "DeadLetters", "ErrorKind"]
+
+ErrorKind = Literal[
+    "tombstone", "not_confluent_framed", "unknown_schema_id", "decode_error", "not_a_record"
+]
+DEAD_LETTER_SCHEMA = pa.schema(
+    [
+        pa.field("topic", pa.string(), nullable=False),
+        pa.field("partition", pa.int32(), nullable=False),
+        pa.field("offset", pa.int64(), nullable=False),
+        pa.field("timestamp", UTC_MICROS),
+        pa.field("key", pa.binary()),
+        pa.field("value", pa.binary()),
+        pa.field("headers", HEADERS_TYPE),
+        pa.field("schema_id", pa.int32()),
+        pa.field("error_kind", pa.string(), nullable=False),
+        pa.field("error_message", pa.string(), nullable=False),
+        pa.field("quarantined_at", UTC_MICROS, nullable=False),
+        pa.field("date", pa.date32(), nullable=False),
+    ]
+)
+
+
+class DeadLetters:
+    """The lake's ``dead_letters`` table."""
+
+    def __init__(self, table: DeltaTable, storage_options: dict[str, str] | None) -> None:
+        self._table = table
+        self._storage_options = storage_options
+
+    @classmethod
+    def open(cls, root: str, *, storage_options: dict[str, str] | None = None) -> DeadLetters:
+        """Open (creating if needed) ``dead_letters`` under ``root``."""
+        uri = f"{root.rstrip('/')}/dead_letters"
+        try:
+            table = DeltaTable(uri, storage_options=storage_options)
+        except TableNotFoundError:
+            try:
+                table = DeltaTable.create(
+                    uri,
+                    DEAD_LETTER_SCHEMA,
+                    mode="ignore",
+                    partition_by=["date"],
+                    name="dead_letters",
+                    storage_options=storage_options,
+                )
+            except CommitFailedError:
+                table = DeltaTable(uri, storage_options=storage_options)
+        return cls(table, storage_options)
+
+    @property
+    def delta(self) -> DeltaTable:
+        """The underlying Delta table."""
+        return self._table
+
+    def decoded(self, topic: str, partitions: Iterable[int]) -> dict[int, int | None]:
+        """The decode cursor per partition: last bronze offset decoded (None: none yet)."""
+        self._table.update_incremental()
+        return {p: self._table.transaction_version(decoded_app_id(topic, p)) for p in partitions}
+
+    def append(self, topic: str, rows: pa.Table, cursor: Mapping[int, int]) -> AppendResult:
+        """Quarantine ``rows`` of ``topic`` and move its decode cursor to ``cursor``.
+
+        Always commits (even with no rows) so the cursor lands.
+        """
+        validate_name(topic)
+        return fenced_append(
+            self._table,
+            rows.select(DEAD_LETTER_SCHEMA.names).cast(DEAD_LETTER_SCHEMA),
+            app_id=lambda p: dead_letter_app_id(topic, p),
+            partition="partition",
+            offset="offset",
+            partition_by=["date"],
+            extra_txns=lambda: [
+                Transaction(decoded_app_id(topic, p), o) for p, o in cursor.items()
+            ],
+            commit_empty=True,
+            storage_options=self._storage_options,
+            label="dead_letters",
+        )
+
+    def read(self, topic: str | None = None) -> pa.Table:
+        """Dead letters (of ``topic``), oldest offset first."""
+        self._table.update_incremental()
+        t = self._table.to_pyarrow_table()
+        if topic is not None:
+            t = t.filter(pc.equal(t.column("topic"), topic))
+        return t.sort_by(
+            [("topic", "ascending"), ("partition", "ascending"), ("offset", "ascending")]
+        )
+
+    def remove(self, topic: str, partition: int, offsets: Iterable[int]) -> int:
+        """Delete the dead letters of ``topic[partition]`` at ``offsets``; return how many."""
+        validate_name(topic)
+        wanted = sorted({int(o) for o in offsets})
+        if not wanted:
+            return 0
+        metrics = self._table.delete(
+            f"topic = '{topic}' AND \"partition\" = {int(partition)} AND "
+            f'"offset" IN ({", ".join(map(str, wanted))})'
+        )
+        return int(metrics.get("num_deleted_rows", 0))
