@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.avro_arrow import converter, decode_body, silver_shape
+from ingest.avro_columnar import decode_columnar, guarded_schema
 from ingest.schema_resolver import SchemaResolver
 from lake import BronzeTable, SchemaNotFound
 from lake.dead_letters import DEAD_LETTER_SCHEMA, DeadLetters
@@ -34,6 +35,7 @@ __all__ = ["DecodeSummary", "SilverWriter", "SubjectStrategy"]
 
 log = logging.getLogger(__name__)
 SubjectStrategy = Literal["topic", "record", "topic_record"]
+_COLUMNAR_MIN = 16  # smaller groups: per-record decoding is as fast
 
 
 @dataclass
@@ -61,6 +63,8 @@ class _Writer:
     convert: Any
     subject: str
     version: int
+    arrow: pa.Schema  # this writer's fields as silver types
+    guarded: str | None  # the columnar path's schema, None if unsupported
 
 
 class SilverWriter:
@@ -111,7 +115,12 @@ class SilverWriter:
             if subject is None:
                 raise SchemaNotFound(f"subject for schema id {schema_id}")
             w = _Writer(
-                fastavro.parse_schema(schema), converter(schema), subject, uses.get(subject, 0)
+                fastavro.parse_schema(schema),
+                converter(schema),
+                subject,
+                uses.get(subject, 0),
+                silver_shape([text]).schema,
+                guarded_schema(schema),
             )
             self._writers[schema_id] = w
         return w
@@ -158,119 +167,123 @@ class SilverWriter:
     def _decode(
         self, rows: pa.Table
     ) -> tuple[dict[str, pa.Table], tuple[list[int], list[str], list[str]]]:
-        """Silver rows per subject, and (row index, kind, message) of the undecodable."""
-        good: dict[str, list[int]] = defaultdict(list)
-        decoded: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        meta: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        """Silver rows per subject, and (row index, kind, message) of the undecodable.
+
+        Records are grouped by writer schema; a group whose schema the columnar
+        path supports is decoded in one go, anything it declines record by
+        record with fastavro (which also pinpoints the bad records).
+        """
         dead_idx: list[int] = []
         kinds: list[str] = []
         messages: list[str] = []
-        values = rows.column("value").to_pylist()
-        ids = rows.column("schema_id").to_pylist()
-        for i, (value, sid) in enumerate(zip(values, ids, strict=True)):
-            kind, msg = None, ""
-            if value is None:
-                kind, msg = "tombstone", "the record has no value (a tombstone)"
-            elif sid is None:
-                kind, msg = (
-                    "not_confluent_framed",
-                    (
-                        f"the value does not start with magic byte 0 and a 4-byte schema id "
-                        f"(first byte {value[:1].hex() or 'none'}, {len(value)} bytes)"
-                    ),
-                )
-            else:
-                try:
-                    w = self._writer(sid)
-                except SchemaNotFound as e:
-                    kind, msg = (
-                        "unknown_schema_id",
-                        (
-                            f"schema id {sid} is not registered ({e}); register it, then run "
-                            "`eventlake dead-letters reprocess`"
-                        ),
-                    )
-                else:
-                    try:
-                        decoded[w.subject].append(decode_body(value[5:], w.parsed, w.convert))
-                        good[w.subject].append(i)
-                        meta[w.subject].append((sid, w.version))
-                    except Exception as e:
-                        kind, msg = "decode_error", f"{type(e).__name__}: {e}"
-            if kind is not None:
-                dead_idx.append(i)
-                kinds.append(kind)
-                messages.append(msg)
-        tables = {}
-        for subject, records in decoded.items():
-            data = self._build(
-                subject, rows, good[subject], records, meta[subject], dead_idx, kinds, messages
+
+        def bury(i: int, kind: str, msg: str) -> None:
+            dead_idx.append(i)
+            kinds.append(kind)
+            messages.append(msg)
+
+        values = rows.column("value").combine_chunks()
+        ids = rows.column("schema_id").to_numpy(zero_copy_only=False)
+        missing = ~np.asarray(values.is_valid())
+        unframed = ~missing & np.asarray(rows.column("schema_id").is_null())
+        for i in np.flatnonzero(missing).tolist():
+            bury(i, "tombstone", "the record has no value (a tombstone)")
+        for i in np.flatnonzero(unframed).tolist():
+            v = values[i].as_py()
+            bury(
+                i,
+                "not_confluent_framed",
+                f"the value does not start with magic byte 0 and a 4-byte schema id "
+                f"(first byte {v[:1].hex() or 'none'}, {len(v)} bytes)",
             )
-            if data.num_rows:
-                tables[subject] = data
+        framed = np.flatnonzero(~missing & ~unframed)
+        parts: dict[str, list[tuple[pa.Table, list[int], int, int]]] = defaultdict(list)
+        for sid in np.unique(ids[framed]).tolist():
+            idx = framed[ids[framed] == sid].tolist()
+            try:
+                w = self._writer(int(sid))
+            except SchemaNotFound as e:
+                for i in idx:
+                    bury(
+                        i,
+                        "unknown_schema_id",
+                        f"schema id {sid} is not registered ({e}); "
+                        "register it, then run `eventlake dead-letters reprocess`",
+                    )
+                continue
+            table = None
+            if w.guarded is not None and len(idx) >= _COLUMNAR_MIN:
+                table = decode_columnar(values.take(pa.array(idx, pa.int64())), w.guarded, w.arrow)
+            ok = idx
+            if table is None:
+                records, ok = [], []
+                for i in idx:
+                    try:
+                        records.append(decode_body(values[i].as_py()[5:], w.parsed, w.convert))
+                        ok.append(i)
+                    except Exception as e:
+                        bury(i, "decode_error", f"{type(e).__name__}: {e}")
+                table, ok = self._to_arrow(w.arrow, records, ok, bury)
+            if table.num_rows:
+                parts[w.subject].append((table, ok, int(sid), w.version))
+        tables = {subject: self._build(subject, rows, p) for subject, p in parts.items()}
         return tables, (dead_idx, kinds, messages)
 
-    def _build(
-        self,
-        subject: str,
-        rows: pa.Table,
-        idx: list[int],
-        records: list[dict[str, Any]],
-        meta: list[tuple[int, int]],
-        dead_idx: list[int],
-        kinds: list[str],
-        messages: list[str],
-    ) -> pa.Table:
-        versions = self.resolver.registry.versions(subject, include_deleted=True)
-        texts = [self.resolver.registry.get_any(subject, v) for v in versions]
-        shape = silver_shape(texts)
-        for r in records:
-            for name, default in shape.defaults.items():
-                if name not in r:
-                    r[name] = default
-        try:
-            data = pa.Table.from_pylist(records, schema=shape.schema)
-        except (pa.ArrowException, ValueError, TypeError, OverflowError):
-            data, idx, meta = self._rows_one_by_one(
-                shape.schema, records, idx, meta, dead_idx, kinds, messages
-            )
-        src = rows.take(pa.array(idx, pa.int64()))
-        lineage = [
-            src.column("topic"),
-            src.column("partition"),
-            src.column("offset"),
-            src.column("timestamp"),
-            pa.array([m[0] for m in meta], pa.int32()),
-            pa.array([m[1] for m in meta], pa.int32()),
-            src.column("date"),
-        ]
-        for f, col in zip(LINEAGE, lineage, strict=True):
-            data = data.append_column(f, col.cast(f.type))
-        return data
-
     @staticmethod
-    def _rows_one_by_one(
-        schema: pa.Schema,
-        records: list[dict[str, Any]],
-        idx: list[int],
-        meta: list[tuple[int, int]],
-        dead_idx: list[int],
-        kinds: list[str],
-        messages: list[str],
-    ) -> tuple[pa.Table, list[int], list[tuple[int, int]]]:
-        ok_rows, ok_idx, ok_meta = [], [], []
-        for r, i, m in zip(records, idx, meta, strict=True):
+    def _to_arrow(
+        schema: pa.Schema, records: list[dict[str, Any]], idx: list[int], bury: Any
+    ) -> tuple[pa.Table, list[int]]:
+        try:
+            return pa.Table.from_pylist(records, schema=schema), idx
+        except (pa.ArrowException, ValueError, TypeError, OverflowError):
+            pass
+        ok_rows, ok_idx = [], []
+        for r, i in zip(records, idx, strict=True):
             try:
                 pa.Table.from_pylist([r], schema=schema)
             except Exception as e:
-                dead_idx.append(i)
-                kinds.append("decode_error")
-                messages.append(f"does not fit the silver column types: {e}")
+                bury(i, "decode_error", f"does not fit the silver column types: {e}")
                 continue
             ok_rows.append(r)
             ok_idx.append(i)
-            ok_meta.append(m)
-        return pa.Table.from_pylist(ok_rows, schema=schema), ok_idx, ok_meta
+        return pa.Table.from_pylist(ok_rows, schema=schema), ok_idx
+
+    def _build(
+        self, subject: str, rows: pa.Table, parts: list[tuple[pa.Table, list[int], int, int]]
+    ) -> pa.Table:
+        """One silver table for ``subject``: the merged shape, defaults for fields a
+        writer lacked, lineage columns, in offset order."""
+        versions = self.resolver.registry.versions(subject, include_deleted=True)
+        shape = silver_shape([self.resolver.registry.get_any(subject, v) for v in versions])
+        pieces = []
+        for table, idx, sid, version in parts:
+            n = table.num_rows
+            cols = []
+            for f in shape.schema:
+                if f.name in table.column_names:
+                    cols.append(table.column(f.name).cast(f.type))
+                else:
+                    default = shape.defaults.get(f.name)
+                    cols.append(
+                        pa.array([default] * n, f.type)
+                        if default is not None
+                        else pa.nulls(n, f.type)
+                    )
+            src = rows.take(pa.array(idx, pa.int64()))
+            lineage = [
+                src.column("topic"),
+                src.column("partition"),
+                src.column("offset"),
+                src.column("timestamp"),
+                pa.array(np.full(n, sid, np.int32)),
+                pa.array(np.full(n, version, np.int32)),
+                src.column("date"),
+            ]
+            cols += [c.cast(f.type) for f, c in zip(LINEAGE, lineage, strict=True)]
+            pieces.append(pa.Table.from_arrays(cols, schema=pa.schema([*shape.schema, *LINEAGE])))
+        return pa.concat_tables(pieces).sort_by(
+            [("_kafka_partition", "ascending"), ("_kafka_offset", "ascending")]
+        )
 
     def _quarantine(
         self,
