@@ -291,3 +291,50 @@ def test_names_never_become_paths_outside_the_lake(lake_root, name):
 
     with pytest.raises(InvalidTableName):
         SilverTable(lake_root, name)
+
+
+def test_sigkill_with_decoding_keeps_silver_and_dead_letters_exact(
+    broker, make_topic, lake_root, processes
+):
+    import random
+    import signal
+    import time
+
+    from tests.conftest import bronze_version
+
+    topic = make_topic(2)
+    registry = SchemaRegistry.open(lake_root)
+    with RegistryServer(registry) as server:
+        client = SchemaRegistryClient({"url": server.url})
+        good = _serialize(
+            client,
+            V1,
+            topic,
+            [{"order_id": i, "kind": "PICKUP", "coupon": None} for i in range(6000)],
+        )
+    records = [r._replace(partition=i % 2) for i, r in enumerate(good)]
+    for i in range(0, len(records), 97):  # a dead letter now and then
+        records[i] = records[i]._replace(value=b"not avro")
+    produce(broker.bootstrap_servers, topic, records)
+    env = ingest_env(broker, lake_root, batch_max_records=200, decode_avro="true")
+    rng = random.Random()
+    for attempt in range(3):
+        before = bronze_version(lake_root, topic)
+        proc = processes.start(
+            ["ingest", "--topic", topic, "--until-caught-up"], env, f"run{attempt}"
+        )
+        deadline = time.monotonic() + 30
+        while bronze_version(lake_root, topic) <= before and proc.poll() is None:
+            assert time.monotonic() < deadline, processes.log(f"run{attempt}")
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.3))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+    final = processes.start(["ingest", "--topic", topic, "--until-caught-up"], env, "final")
+    assert final.wait(120) == 0, processes.log("final")
+    cov = decode_coverage(lake_root, topic)
+    assert [(c.bronze, c.ok) for c in cov] == [(3000, True), (3000, True)]
+    assert sum(c.dead_letters for c in cov) == len(range(0, 6000, 97))
+    silver = SilverTable(lake_root, f"{topic}-value").read()
+    assert sorted(silver.column("order_id").to_pylist()) == [i for i in range(6000) if i % 97 != 0]
