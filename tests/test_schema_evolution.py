@@ -338,3 +338,27 @@ def test_sigkill_with_decoding_keeps_silver_and_dead_letters_exact(
     assert sum(c.dead_letters for c in cov) == len(range(0, 6000, 97))
     silver = SilverTable(lake_root, f"{topic}-value").read()
     assert sorted(silver.column("order_id").to_pylist()) == [i for i in range(6000) if i % 97 != 0]
+
+
+def test_record_name_strategy_names_silver_after_the_record(broker, make_topic, lake_root):
+    from confluent_kafka.schema_registry import record_subject_name_strategy
+
+    topic = make_topic(1)
+    with RegistryServer(SchemaRegistry.open(lake_root)) as server:
+        client = SchemaRegistryClient({"url": server.url})
+        ser = AvroSerializer(
+            client, V1, conf={"subject.name.strategy": record_subject_name_strategy}
+        )
+        ctx = SerializationContext(topic, MessageField.VALUE)
+        produce(
+            broker.bootstrap_servers,
+            topic,
+            [
+                Record(None, ser({"order_id": i, "kind": "PICKUP", "coupon": None}, ctx))
+                for i in range(3)
+            ],
+        )
+    _ingest(broker, topic, lake_root, subject_strategy="record")
+    rows = SilverTable(lake_root, "shop.OrderPlaced").read()
+    assert rows.column("order_id").to_pylist() == [0, 1, 2]
+    assert rows.column("_schema_version").to_pylist() == [1, 1, 1]
