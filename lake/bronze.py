@@ -23,12 +23,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, Transaction
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from lake.errors import SourceChanged
 from lake.fenced import AppendResult, fenced_append
 from lake.names import table_uri
 from lake.offsets import committed_offsets, source_app_id, txn_app_id
+from lake.tables import open_or_create
 
 __all__ = ["BRONZE_SCHEMA", "AppendResult", "BronzeTable", "bronze_rows"]
 
@@ -161,22 +161,15 @@ class BronzeTable:
     ) -> BronzeTable:
         """Open ``bronze/<topic>`` under ``root``, creating the empty table if needed."""
         uri = table_uri(root, "bronze", topic)
-        try:
-            table = DeltaTable(uri, storage_options=storage_options)
-        except TableNotFoundError:
-            try:
-                table = DeltaTable.create(
-                    uri,
-                    BRONZE_SCHEMA,
-                    mode="ignore",
-                    partition_by=PARTITION_BY,
-                    configuration=TABLE_CONFIGURATION,
-                    name=f"bronze_{topic}",
-                    description=f"Every Kafka record of topic {topic}, exactly once",
-                    storage_options=storage_options,
-                )
-            except CommitFailedError:  # another process created it first
-                table = DeltaTable(uri, storage_options=storage_options)
+        table = open_or_create(
+            uri,
+            BRONZE_SCHEMA,
+            partition_by=PARTITION_BY,
+            configuration=TABLE_CONFIGURATION,
+            name=f"bronze_{topic}",
+            description=f"Every Kafka record of topic {topic}, exactly once",
+            storage_options=storage_options,
+        )
         return cls(table, topic, storage_options)
 
     @property

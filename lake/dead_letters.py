@@ -18,12 +18,12 @@ from typing import Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, Transaction
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from lake.bronze import HEADERS_TYPE, UTC_MICROS
 from lake.fenced import AppendResult, fenced_append
 from lake.names import validate_name
 from lake.offsets import dead_letter_app_id, decoded_app_id
+from lake.tables import open_or_create
 
 __all__ = ["DEAD_LETTER_SCHEMA", "DeadLetters", "ErrorKind"]
 
@@ -59,20 +59,14 @@ class DeadLetters:
     def open(cls, root: str, *, storage_options: dict[str, str] | None = None) -> DeadLetters:
         """Open (creating if needed) ``dead_letters`` under ``root``."""
         uri = f"{root.rstrip('/')}/dead_letters"
-        try:
-            table = DeltaTable(uri, storage_options=storage_options)
-        except TableNotFoundError:
-            try:
-                table = DeltaTable.create(
-                    uri,
-                    DEAD_LETTER_SCHEMA,
-                    mode="ignore",
-                    partition_by=["date"],
-                    name="dead_letters",
-                    storage_options=storage_options,
-                )
-            except CommitFailedError:
-                table = DeltaTable(uri, storage_options=storage_options)
+        table = open_or_create(
+            uri,
+            DEAD_LETTER_SCHEMA,
+            partition_by=["date"],
+            name="dead_letters",
+            description="Records that could not be decoded, kept whole",
+            storage_options=storage_options,
+        )
         return cls(table, storage_options)
 
     @property

@@ -25,11 +25,12 @@ from typing import Literal
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.exceptions import CommitFailedError
 
 from lake.errors import IncompatibleSchema, InvalidSchema, RegistryError, SchemaNotFound
 from lake.names import table_uri, validate_name
 from lake.schemas import COMPATIBILITY_LEVELS, ParsedSchema, compatibility_problems, parse_schema
+from lake.tables import open_or_create
 
 __all__ = ["RegisteredSchema", "SchemaRegistry"]
 
@@ -101,20 +102,12 @@ class SchemaRegistry:
     @classmethod
     def open(cls, root: str, *, storage_options: dict[str, str] | None = None) -> SchemaRegistry:
         """Open (creating if needed) the registry tables under ``root``."""
-        tables = []
-        for name, schema in (("schemas", SCHEMAS_SCHEMA), ("config", CONFIG_SCHEMA)):
-            uri = table_uri(root, "registry", name)
-            try:
-                tables.append(DeltaTable(uri, storage_options=storage_options))
-            except TableNotFoundError:
-                try:
-                    tables.append(
-                        DeltaTable.create(
-                            uri, schema, mode="ignore", storage_options=storage_options
-                        )
-                    )
-                except CommitFailedError:
-                    tables.append(DeltaTable(uri, storage_options=storage_options))
+        tables = [
+            open_or_create(
+                table_uri(root, "registry", name), schema, storage_options=storage_options
+            )
+            for name, schema in (("schemas", SCHEMAS_SCHEMA), ("config", CONFIG_SCHEMA))
+        ]
         return cls(tables[0], tables[1], storage_options)
 
     # -- reading ---------------------------------------------------------------

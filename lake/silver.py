@@ -13,12 +13,12 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from lake.bronze import UTC_MICROS
 from lake.fenced import AppendResult, fenced_append
 from lake.names import table_uri, validate_name
 from lake.offsets import silver_app_id
+from lake.tables import open_or_create
 
 __all__ = ["LINEAGE", "SilverTable"]
 
@@ -46,20 +46,13 @@ class SilverTable:
 
     def _open(self, schema: pa.Schema) -> DeltaTable:
         if self._table is None:
-            try:
-                self._table = DeltaTable(self.uri, storage_options=self._storage_options)
-            except TableNotFoundError:
-                try:
-                    self._table = DeltaTable.create(
-                        self.uri,
-                        schema,
-                        mode="ignore",
-                        partition_by=["_date"],
-                        name=f"silver_{self.subject}",
-                        storage_options=self._storage_options,
-                    )
-                except CommitFailedError:
-                    self._table = DeltaTable(self.uri, storage_options=self._storage_options)
+            self._table = open_or_create(
+                self.uri,
+                schema,
+                partition_by=["_date"],
+                name=f"silver_{self.subject}",
+                storage_options=self._storage_options,
+            )
         return self._table
 
     def append(self, topic: str, rows: pa.Table) -> AppendResult:
