@@ -1,16 +1,17 @@
-"""Committing micro-batches to bronze on a background thread, one at a time.
+"""Committing micro-batches on background threads: bronze, then silver.
 
-delta-rs releases the GIL while it encodes Parquet and writes the commit, so a
-commit on this thread overlaps with consuming the next batch on the caller's.
-With a :class:`SilverWriter`, each bronze commit is decoded into silver and
-dead letters right behind it, on the same thread.
-At most one commit is in flight: memory stays bounded at one batch being
-written plus one being filled.
+delta-rs releases the GIL while it encodes Parquet and writes the commit, and
+the columnar Avro decoder runs in Rust, so these overlap with consuming the
+next batch on the caller's thread. Two stages, one thread each, in batch order:
+the bronze commit of batch N+1 runs while batch N is decoded into silver and
+dead letters (with a :class:`SilverWriter`). At most two batches are in flight,
+so memory stays bounded at three batches including the one being filled.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -21,6 +22,8 @@ from lake import AppendResult, BronzeTable
 
 __all__ = ["Committed", "Committer"]
 
+_MAX_IN_FLIGHT = 2
+
 
 @dataclass(frozen=True)
 class Committed:
@@ -29,13 +32,13 @@ class Committed:
     result: AppendResult
     decoded: DecodeSummary | None
     nbytes: int
-    commit_s: float
-    latency_s: float  # first record read -> commit done
-    done_at: float  # time.monotonic() at the end of the commit
+    commit_s: float  # the bronze commit
+    latency_s: float  # first record read -> bronze (and silver) committed
+    done_at: float  # time.monotonic() at the end
 
 
 class Committer:
-    """Runs :meth:`BronzeTable.append` on one background thread.
+    """Runs :meth:`BronzeTable.append` (then :meth:`SilverWriter.write`) in the background.
 
     >>> import tempfile
     >>> from lake import bronze_rows
@@ -51,46 +54,71 @@ class Committer:
         self, table: BronzeTable, metadata: dict[str, str], silver: SilverWriter | None = None
     ) -> None:
         self._table = table
-        self._silver = silver
         self._metadata = metadata
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-commit")
-        self._inflight: Future[Committed] | None = None
+        self._silver = silver
+        self._bronze_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-commit")
+        self._silver_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="silver-commit")
+        self._inflight: deque[Future[Committed]] = deque()
 
     def submit(self, rows: pa.Table, nbytes: int, age_s: float) -> list[Committed]:
-        """Start committing ``rows``; first wait for the commit in flight, if any,
-        and return it (re-raising its error)."""
-        done = self.drain()
+        """Start committing ``rows``; return the commits that finished meanwhile
+        (waiting for the oldest if two are in flight; re-raising its error)."""
+        done = self.poll()
+        while len(self._inflight) >= _MAX_IN_FLIGHT:
+            done.append(self._inflight.popleft().result())
         started = time.monotonic() - age_s
-        self._inflight = self._pool.submit(self._commit, rows, nbytes, started)
+        bronze = self._bronze_pool.submit(self._bronze, rows)
+        if self._silver is None:
+            self._inflight.append(
+                self._bronze_pool.submit(self._finish, bronze, None, rows, nbytes, started)
+            )
+        else:
+            self._inflight.append(
+                self._silver_pool.submit(self._finish, bronze, self._silver, rows, nbytes, started)
+            )
         return done
 
     def poll(self) -> list[Committed]:
-        """Return the commit in flight if it has finished, without waiting."""
-        if self._inflight is not None and self._inflight.done():
-            return self.drain()
-        return []
+        """The commits that have finished, oldest first, without waiting."""
+        done = []
+        while self._inflight and self._inflight[0].done():
+            done.append(self._inflight.popleft().result())
+        return done
 
     def drain(self) -> list[Committed]:
-        """Wait for the commit in flight and return it (re-raising its error)."""
-        fut, self._inflight = self._inflight, None
-        return [fut.result()] if fut is not None else []
+        """Wait for every commit in flight; return them oldest first (re-raising errors)."""
+        done = []
+        while self._inflight:
+            done.append(self._inflight.popleft().result())
+        return done
 
     @property
     def busy(self) -> bool:
         """True while a commit is in flight."""
-        return self._inflight is not None
+        return bool(self._inflight)
 
     def close(self) -> None:
-        """Wait for the commit in flight (its error is dropped) and stop the thread."""
-        self._pool.shutdown(wait=True)
-        self._inflight = None
+        """Wait for what is in flight (errors dropped) and stop the threads."""
+        self._bronze_pool.shutdown(wait=True)
+        self._silver_pool.shutdown(wait=True)
+        self._inflight.clear()
 
-    def _commit(self, rows: pa.Table, nbytes: int, started: float) -> Committed:
+    def _bronze(self, rows: pa.Table) -> tuple[AppendResult, float]:
         t0 = time.monotonic()
         # One contiguous batch: delta-rs then takes the GIL once to read it, not once
         # per chunk; and the copy happens here, off the consuming thread.
-        rows = rows.combine_chunks()
-        result = self._table.append(rows, custom_metadata=self._metadata)
-        decoded = self._silver.write(rows) if self._silver is not None else None
+        result = self._table.append(rows.combine_chunks(), custom_metadata=self._metadata)
+        return result, time.monotonic() - t0
+
+    @staticmethod
+    def _finish(
+        bronze: Future[tuple[AppendResult, float]],
+        silver: SilverWriter | None,
+        rows: pa.Table,
+        nbytes: int,
+        started: float,
+    ) -> Committed:
+        result, commit_s = bronze.result()
+        decoded = silver.write(rows) if silver is not None else None
         done = time.monotonic()
-        return Committed(result, decoded, nbytes, done - t0, done - started, done)
+        return Committed(result, decoded, nbytes, commit_s, done - started, done)
