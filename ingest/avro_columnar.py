@@ -121,24 +121,19 @@ def decode_columnar(values: pa.Array, guarded: str, target: pa.Schema) -> pa.Tab
     n = len(values)
     if n == 0 or values.null_count:
         return None
-    bufs = values.buffers()
-    offs = np.frombuffer(bufs[1], np.int32, n + 1, offset=values.offset * 4).astype(np.int64)
-    data = np.frombuffer(bufs[2], np.uint8)
-    starts = offs[:-1] + 5
-    lens = offs[1:] - starts
-    if (lens < 0).any():
+    marker = os.urandom(8)
+    # body_i + marker for every record, concatenated: the data buffer of an
+    # element-wise join, built in Arrow's C++ without a Python loop.
+    bodies = pc.binary_slice(values, 5, 2**31 - 1)
+    joined = pc.binary_join_element_wise(
+        bodies, pa.scalar(marker, pa.binary()), pa.scalar(b"", pa.binary())
+    )
+    if joined.null_count:
         return None
-    out_offs = np.concatenate([[0], np.cumsum(lens + 8)])
-    body_cum = np.concatenate([[0], np.cumsum(lens)])
-    out = np.empty(int(out_offs[-1]), np.uint8)
-    k = np.arange(int(body_cum[-1]))
-    out[k + np.repeat(out_offs[:-1] - body_cum[:-1], lens)] = data[
-        k + np.repeat(starts - body_cum[:-1], lens)
-    ]
-    marker = np.frombuffer(os.urandom(8), np.uint8)
-    out[(out_offs[:-1] + lens)[:, None] + np.arange(8)] = marker
+    offs = np.frombuffer(joined.buffers()[1], np.int32, n + 1, offset=joined.offset * 4)
+    block = joined.buffers()[2].to_pybytes()[offs[0] : offs[-1]]
     try:
-        df = pl.read_avro(io.BytesIO(_container(guarded, out.tobytes(), n)))
+        df = pl.read_avro(io.BytesIO(_container(guarded, block, n)))
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException:
@@ -147,7 +142,7 @@ def decode_columnar(values: pa.Array, guarded: str, target: pa.Schema) -> pa.Tab
         return None
     table = df.to_arrow()
     guard = table.column(GUARD).cast(pa.binary())
-    if not pc.all(pc.equal(guard, pa.scalar(marker.tobytes(), pa.binary()))).as_py():
+    if not pc.all(pc.equal(guard, pa.scalar(marker, pa.binary()))).as_py():
         return None
     columns = []
     for field in target:

@@ -199,11 +199,11 @@ class SilverWriter:
         framed = np.flatnonzero(~missing & ~unframed)
         parts: dict[str, list[tuple[pa.Table, list[int], int, int]]] = defaultdict(list)
         for sid in np.unique(ids[framed]).tolist():
-            idx = framed[ids[framed] == sid].tolist()
+            idx_np = framed[ids[framed] == sid]
             try:
                 w = self._writer(int(sid))
             except SchemaNotFound as e:
-                for i in idx:
+                for i in idx_np.tolist():
                     bury(
                         i,
                         "unknown_schema_id",
@@ -212,12 +212,12 @@ class SilverWriter:
                     )
                 continue
             table = None
-            if w.guarded is not None and len(idx) >= _COLUMNAR_MIN:
-                table = decode_columnar(values.take(pa.array(idx, pa.int64())), w.guarded, w.arrow)
-            ok = idx
+            if w.guarded is not None and len(idx_np) >= _COLUMNAR_MIN:
+                table = decode_columnar(values.take(pa.array(idx_np)), w.guarded, w.arrow)
+            ok: Any = idx_np
             if table is None:
                 records, ok = [], []
-                for i in idx:
+                for i in idx_np.tolist():
                     try:
                         records.append(decode_body(values[i].as_py()[5:], w.parsed, w.convert))
                         ok.append(i)
@@ -269,7 +269,7 @@ class SilverWriter:
                         if default is not None
                         else pa.nulls(n, f.type)
                     )
-            src = rows.take(pa.array(idx, pa.int64()))
+            src = rows.take(pa.array(np.asarray(idx, dtype=np.int64)))
             lineage = [
                 src.column("topic"),
                 src.column("partition"),
