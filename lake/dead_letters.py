@@ -22,7 +22,7 @@ from deltalake import DeltaTable, Transaction
 from lake.bronze import HEADERS_TYPE, UTC_MICROS
 from lake.fenced import AppendResult, fenced_append
 from lake.names import validate_name
-from lake.offsets import dead_letter_app_id, decoded_app_id
+from lake.offsets import dead_letter_app_id, decoded_app_id, txn_versions
 from lake.tables import open_or_create
 
 __all__ = ["DEAD_LETTER_SCHEMA", "DeadLetters", "ErrorKind"]
@@ -77,7 +77,7 @@ class DeadLetters:
     def decoded(self, topic: str, partitions: Iterable[int]) -> dict[int, int | None]:
         """The decode cursor per partition: last bronze offset decoded (None: none yet)."""
         self._table.update_incremental()
-        return {p: self._table.transaction_version(decoded_app_id(topic, p)) for p in partitions}
+        return txn_versions(self._table, lambda p: decoded_app_id(topic, p), partitions)
 
     def append(self, topic: str, rows: pa.Table, cursor: Mapping[int, int]) -> AppendResult:
         """Quarantine ``rows`` of ``topic`` and move its decode cursor to ``cursor``.

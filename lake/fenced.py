@@ -21,6 +21,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from lake.errors import OffsetConflict
+from lake.offsets import txn_versions
 
 __all__ = ["AppendResult", "fenced_append", "offset_ranges"]
 
@@ -84,7 +85,7 @@ def fenced_append(
     for _ in range(_MAX_CONFLICT_RETRIES):
         table.update_incremental()
         ranges = offset_ranges(rows, partition, offset)
-        committed = {p: table.transaction_version(app_id(p)) for p in ranges}
+        committed = txn_versions(table, app_id, ranges)
         stale = {p: c for p, c in committed.items() if c is not None and ranges[p][0] <= c}
         dropped = 0
         if stale:

@@ -8,7 +8,7 @@ Kafka consumer-group offsets only serve lag monitoring.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from deltalake import DeltaTable
 
@@ -19,6 +19,7 @@ __all__ = [
     "silver_app_id",
     "source_app_id",
     "txn_app_id",
+    "txn_versions",
 ]
 
 
@@ -88,4 +89,20 @@ def committed_offsets(
     >>> committed_offsets(DeltaTable(uri), "t", [0, 1])
     {0: 41, 1: None}
     """
-    return {p: table.transaction_version(txn_app_id(topic, p)) for p in partitions}
+    return txn_versions(table, lambda p: txn_app_id(topic, p), partitions)
+
+
+def txn_versions(
+    table: DeltaTable, app_id: Callable[[int], str], partitions: Iterable[int]
+) -> dict[int, int | None]:
+    """The ``txn`` version of ``app_id(p)`` for each partition ``p`` (None if absent),
+    in the snapshot ``table`` holds.
+
+    >>> import tempfile, pyarrow as pa
+    >>> from deltalake import write_deltalake
+    >>> uri = tempfile.mkdtemp()
+    >>> write_deltalake(uri, pa.table({"x": [1]}))
+    >>> txn_versions(DeltaTable(uri), lambda p: f"app:{p}", [0])
+    {0: None}
+    """
+    return {p: table.transaction_version(app_id(p)) for p in partitions}
