@@ -24,10 +24,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.avro_arrow import converter, decode_body, silver_shape
+from ingest.avro_arrow import SilverShape, converter, decode_body, silver_shape
 from ingest.avro_columnar import decode_columnar, guarded_schema
 from ingest.schema_resolver import SchemaResolver
-from lake import BronzeTable, SchemaNotFound
+from lake import BronzeTable, SchemaNotFound, parse_schema
 from lake.dead_letters import DEAD_LETTER_SCHEMA, DeadLetters
 from lake.silver import LINEAGE, SilverTable
 
@@ -87,6 +87,7 @@ class SilverWriter:
         self.dead_letters = DeadLetters.open(lake_root, storage_options=storage_options)
         self._silver: dict[str, SilverTable] = {}
         self._writers: dict[int, _Writer] = {}
+        self._shapes: dict[tuple[str, ...], SilverShape] = {}
 
     # -- schemas ---------------------------------------------------------------
 
@@ -96,16 +97,7 @@ class SilverWriter:
             text = self.resolver.schema(schema_id)  # SchemaNotFound -> dead letter
             schema = json.loads(text)
             uses = dict(self.resolver.registry.subjects_of(schema_id))
-            full = (
-                f"{schema.get('namespace')}.{schema['name']}"
-                if isinstance(schema, dict)
-                and schema.get("namespace")
-                and "name" in schema
-                and "." not in schema["name"]
-                else schema.get("name")
-                if isinstance(schema, dict)
-                else None
-            )
+            full = parse_schema(text).name
             wanted = {
                 "topic": f"{self.topic}-value",
                 "record": full,
@@ -253,8 +245,11 @@ class SilverWriter:
     ) -> pa.Table:
         """One silver table for ``subject``: the merged shape, defaults for fields a
         writer lacked, lineage columns, in offset order."""
-        versions = self.resolver.registry.versions(subject, include_deleted=True)
-        shape = silver_shape([self.resolver.registry.get_any(subject, v) for v in versions])
+        # One registry read per batch; the shape is parsed again only when it changed.
+        history = tuple(self.resolver.registry.history(subject))
+        shape = self._shapes.get(history)
+        if shape is None:
+            shape = self._shapes[history] = silver_shape(history)
         pieces = []
         for table, idx, sid, version in parts:
             n = table.num_rows

@@ -166,14 +166,15 @@ class SchemaRegistry:
                 return r
         raise SchemaNotFound(f"version {version} of subject {subject!r}")
 
-    def get_any(self, subject: str, version: int) -> str:
-        """The schema of ``subject`` version ``version``, soft-deleted or not."""
+    def history(self, subject: str) -> list[str]:
+        """Every schema of ``subject``, oldest version first, soft-deleted ones included
+        (old records still decode with them); raises :class:`SchemaNotFound` if none."""
         with self._lock:
             self._refresh()
-            for r in self._rows:
-                if r.subject == subject and r.version == version:
-                    return r.schema
-        raise SchemaNotFound(f"version {version} of subject {subject!r}")
+            rows = sorted((r for r in self._rows if r.subject == subject), key=lambda r: r.version)
+        if not rows:
+            raise SchemaNotFound(f"subject {subject!r}")
+        return [r.schema for r in rows]
 
     def by_id(self, schema_id: int) -> str:
         """The schema text with global id ``schema_id`` (deleted versions included)."""
