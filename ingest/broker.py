@@ -64,6 +64,11 @@ class EmbeddedBroker:
         """The broker's process id while it runs."""
         return self._proc.pid if self._proc is not None else None
 
+    @property
+    def exit_code(self) -> int | None:
+        """The broker's exit code if it has stopped by itself, else None."""
+        return self._proc.poll() if self._proc is not None else None
+
     def start(self) -> EmbeddedBroker:
         """Start the broker and wait until it answers a metadata request."""
         try:

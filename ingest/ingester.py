@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
@@ -151,10 +152,7 @@ class Ingester:
         try:
             targets = None
             if until_caught_up:
-                isolation = str(o.consumer_options.get("isolation.level", "read_committed"))
-                targets = high_watermarks(
-                    o.bootstrap_servers, o.topic, range(n_partitions), isolation_level=isolation
-                )
+                targets = self._watermarks(range(n_partitions))
             if targets is not None:
                 log.info(
                     "ingesting %s until caught up with the high watermarks at start, %s",
@@ -349,6 +347,11 @@ class Ingester:
 
     # -- caught up -----------------------------------------------------------
 
+    def _watermarks(self, partitions: Iterable[int]) -> dict[int, tuple[int, int]]:
+        o = self.options
+        isolation = str(o.consumer_options.get("isolation.level", "read_committed"))
+        return high_watermarks(o.bootstrap_servers, o.topic, partitions, isolation_level=isolation)
+
     def _owned_caught_up(self, targets: dict[int, tuple[int, int]]) -> bool:
         for p in self._owned:
             low, high = targets.get(p, (0, 0))
@@ -387,11 +390,7 @@ class Ingester:
         committed = self._table.committed([tp.partition for tp in partitions])
         resumed = [p for p, c in committed.items() if c is not None]
         if resumed:
-            o = self.options
-            isolation = str(o.consumer_options.get("isolation.level", "read_committed"))
-            marks = high_watermarks(
-                o.bootstrap_servers, o.topic, resumed, isolation_level=isolation
-            )
+            marks = self._watermarks(resumed)
             for p in resumed:
                 self._check_in_log(p, committed[p], *marks[p])
         start: dict[int, int | str] = {}

@@ -78,8 +78,8 @@ def broker(host: str, port: int | None) -> None:
         click.echo(f"Kafka broker (Tansu, memory storage) listening at {b.bootstrap_servers}")
         click.echo(f"export EVENTLAKE_KAFKA_BOOTSTRAP_SERVERS={b.bootstrap_servers}", err=True)
         while not stop.wait(0.5):
-            if b._proc is not None and b._proc.poll() is not None:
-                raise click.ClickException(f"the broker exited with {b._proc.returncode}")
+            if b.exit_code is not None:
+                raise click.ClickException(f"the broker exited with {b.exit_code}")
         click.echo("stopping the broker", err=True)
 
 

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
-from ingest import EmbeddedBroker, Ingester, IngestOptions, Record, produce
+from ingest import (
+    EmbeddedBroker,
+    Ingester,
+    IngestOptions,
+    Record,
+    ensure_topic,
+    produce,
+    wait_for_broker,
+)
 from lake import table_uri
 
 __all__ = ["DemoResult", "run_demo", "sample_events"]
@@ -90,12 +98,8 @@ def run_demo(
             bootstrap_servers=bs,
             topic=TOPIC,
             lake_root=lake_root,
-            create_topic=True,
-            topic_partitions=PARTITIONS,
             group_id="eventlake-demo",
         )
-        from ingest.kafka import ensure_topic, wait_for_broker
-
         ensure_topic(
             wait_for_broker(bs), TOPIC, bootstrap_servers=bs, create=True, partitions=PARTITIONS
         )
