@@ -20,7 +20,6 @@ import io
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +33,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from ingest_cli import start_ingest  # noqa: E402
 
 from ingest import EmbeddedBroker, Record, consumer_config, produce  # noqa: E402
 from lake import SchemaRegistry  # noqa: E402
@@ -105,30 +106,14 @@ def ingest_process(
     bootstrap: str, topic: str, lake: str, n: int, options: dict, decode: bool = False
 ) -> tuple[float, float, float, int]:
     """Run the real CLI; return (records/s first record->last commit, busy s, wall s, peak RSS)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTLAKE_")}
-    env.update(
-        EVENTLAKE_KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-        EVENTLAKE_LAKE_ROOT=lake,
-        EVENTLAKE_KAFKA_CONSUMER_OPTIONS=json.dumps(options),
-    )
     t0 = time.monotonic()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "orchestration",
-            "--log-level",
-            "WARNING",
-            "ingest",
-            "--topic",
-            topic,
-            "--until-caught-up",
-            "--decode" if decode else "--no-decode",
-        ],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
+    proc = start_ingest(
+        topic,
+        "--until-caught-up",
+        "--decode" if decode else "--no-decode",
+        bootstrap=bootstrap,
+        lake=lake,
+        kafka_consumer_options=json.dumps(options),
     )
     out = proc.stdout.read() if proc.stdout else ""
     _, status, usage = os.wait4(proc.pid, 0)

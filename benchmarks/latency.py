@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,6 +30,8 @@ from deltalake import DeltaTable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from ingest_cli import start_ingest  # noqa: E402
 
 from ingest import EmbeddedBroker, consumer_config  # noqa: E402
 from lake import committed_offsets, table_uri  # noqa: E402
@@ -84,23 +85,7 @@ def main() -> None:
         bs, topic, lake = broker.bootstrap_servers, "latency", os.path.join(tmp, "lake")
         admin = AdminClient({"bootstrap.servers": bs})
         admin.create_topics([NewTopic(topic, args.partitions, 1)])[topic].result(timeout=10)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTLAKE_")}
-        env.update(EVENTLAKE_KAFKA_BOOTSTRAP_SERVERS=bs, EVENTLAKE_LAKE_ROOT=lake)
-        ingest = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "orchestration",
-                "--log-level",
-                "WARNING",
-                "ingest",
-                "--topic",
-                topic,
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-        )
+        ingest = start_ingest(topic, bootstrap=bs, lake=lake)
         kafka_lat: list[tuple[float, float]] = []
         ready = threading.Event()
         reader = threading.Thread(
