@@ -86,10 +86,16 @@ class Committer:
         return done
 
     def drain(self) -> list[Committed]:
-        """Wait for every commit in flight; return them oldest first (re-raising errors)."""
+        """Wait for every commit in flight; return them oldest first (re-raising errors).
+
+        Then the decode cursor is committed, so a drained committer leaves nothing
+        to repair.
+        """
         done = []
         while self._inflight:
             done.append(self._inflight.popleft().result())
+        if self._silver is not None:
+            self._silver.flush()
         return done
 
     @property

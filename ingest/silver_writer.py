@@ -7,6 +7,11 @@ writer schema into ``silver/<subject>``. The order of commits makes the step
 idempotent: silver tables first (fenced by offset), then dead letters together
 with the decode cursor. A crash in between is repaired by :meth:`repair`,
 which decodes again from the cursor; the fences drop what had landed.
+
+A batch without dead letters needs no dead-letter commit, so the cursor is
+committed only with dead letters, at most :data:`CURSOR_EVERY_S` after the last
+one, and on :meth:`flush`: one commit fewer per batch, and a repair decodes
+again at most that many seconds of records.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import pyarrow.compute as pc
 from ingest.avro_arrow import SilverShape, converter, decode_body, silver_shape
 from ingest.avro_columnar import decode_columnar, guarded_schema
 from ingest.schema_resolver import SchemaResolver
-from lake import BronzeTable, SchemaNotFound, parse_schema
+from lake import BRONZE_SCHEMA, BronzeTable, SchemaNotFound, parse_schema
 from lake.dead_letters import DEAD_LETTER_SCHEMA, DeadLetters
 from lake.silver import LINEAGE, SilverTable
 
@@ -36,6 +41,7 @@ __all__ = ["DecodeSummary", "SilverWriter", "SubjectStrategy"]
 log = logging.getLogger(__name__)
 SubjectStrategy = Literal["topic", "record", "topic_record"]
 _COLUMNAR_MIN = 16  # smaller groups: per-record decoding is as fast
+CURSOR_EVERY_S = 5.0  # longest a decode cursor lags behind silver
 
 
 @dataclass
@@ -88,6 +94,8 @@ class SilverWriter:
         self._silver: dict[str, SilverTable] = {}
         self._writers: dict[int, _Writer] = {}
         self._shapes: dict[tuple[str, ...], SilverShape] = {}
+        self._pending: dict[int, int] = {}  # decode cursor not committed yet
+        self._cursor_at = time.monotonic()
 
     # -- schemas ---------------------------------------------------------------
 
@@ -125,28 +133,30 @@ class SilverWriter:
     # -- decoding ----------------------------------------------------------------
 
     def write(self, bronze_rows: pa.Table) -> DecodeSummary:
-        """Decode ``bronze_rows`` (of this topic) not yet decoded; commit; summarize."""
+        """Decode ``bronze_rows`` (of this topic); commit; summarize.
+
+        Rows decoded before are dropped by the silver and dead-letter fences.
+        """
         summary = DecodeSummary()
         if bronze_rows.num_rows == 0:
             return summary
         parts = bronze_rows.column("partition").to_numpy()
-        cursor = self.dead_letters.decoded(self.topic, np.unique(parts).tolist())
-        keep = np.ones(len(parts), dtype=bool)
         offs = bronze_rows.column("offset").to_numpy()
-        for p, c in cursor.items():
-            if c is not None:
-                keep &= ~((parts == p) & (offs <= c))
-        rows = bronze_rows.filter(keep) if not keep.all() else bronze_rows
-        if rows.num_rows == 0:
-            return summary
-        last = {int(p): int(offs[parts == p].max()) for p in np.unique(parts)}
-        tables, dead = self._decode(rows)
+        for p in np.unique(parts).tolist():
+            self._pending[p] = max(int(offs[parts == p].max()), self._pending.get(p, -1))
+        tables, dead = self._decode(bronze_rows)
         for subject, data in tables.items():
             summary.silver[subject] += self._table(subject).append(self.topic, data).rows
         for k in dead[1]:
             summary.dead[k] += 1
-        self._quarantine(rows, *dead, last)
+        if dead[0] or time.monotonic() - self._cursor_at >= CURSOR_EVERY_S:
+            self._quarantine(bronze_rows, *dead)
         return summary
+
+    def flush(self) -> None:
+        """Commit the decode cursor if it lags behind what was written."""
+        if self._pending:
+            self._quarantine(BRONZE_SCHEMA.empty_table(), [], [], [])
 
     def _table(self, subject: str) -> SilverTable:
         table = self._silver.get(subject)
@@ -286,8 +296,8 @@ class SilverWriter:
         dead_idx: list[int],
         kinds: list[str],
         messages: list[str],
-        cursor: dict[int, int],
     ) -> None:
+        """Commit dead letters (rows at ``dead_idx``) with the pending decode cursor."""
         src = rows.take(pa.array(dead_idx, pa.int64()))
         n = src.num_rows
         if n and dead_idx != sorted(dead_idx):
@@ -314,7 +324,9 @@ class SilverWriter:
                 "date": src.column("date"),
             }
         ).cast(DEAD_LETTER_SCHEMA)
-        self.dead_letters.append(self.topic, dead, cursor)
+        self.dead_letters.append(self.topic, dead, self._pending)
+        self._pending = {}
+        self._cursor_at = time.monotonic()
 
     # -- repair and reprocess -----------------------------------------------------
 
@@ -332,6 +344,7 @@ class SilverWriter:
             rows = dataset.to_table(filter=flt).sort_by("offset")
             if rows.num_rows:
                 summary.add(self.write(rows))
+        self.flush()
         if summary.silver or summary.dead:
             log.info("%s: decoded records the last run had not: %s", self.topic, summary)
         return summary
