@@ -10,6 +10,7 @@ from ingest.errors import (
     BrokerUnavailable,
     IngestError,
     OffsetOutOfRange,
+    ReplayError,
     TopicNotFound,
 )
 from ingest.ingester import Ingester, IngestSummary
@@ -30,6 +31,7 @@ __all__ = [
     "MicroBatch",
     "OffsetOutOfRange",
     "Record",
+    "ReplayError",
     "TopicNotFound",
     "consumer_config",
     "ensure_topic",

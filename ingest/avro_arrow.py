@@ -249,13 +249,16 @@ def converter(
     return None
 
 
-def decode_body(body: bytes, writer: Any, convert: Converter | None) -> dict[str, Any]:
-    """Decode one Avro binary body with its fastavro-parsed writer schema.
+def decode_body(
+    body: bytes, writer: Any, convert: Converter | None, reader: Any = None
+) -> dict[str, Any]:
+    """Decode one Avro binary body with its fastavro-parsed writer schema (resolved
+    into ``reader`` if given, by Avro's schema-resolution rules).
 
     Raises on truncated or corrupt input, and on trailing bytes.
     """
     buf = io.BytesIO(body)
-    record = fastavro.schemaless_reader(buf, writer, None)
+    record = fastavro.schemaless_reader(buf, writer, reader)
     if buf.tell() != len(body):
         raise ValueError(f"{len(body) - buf.tell()} bytes left over after the record")
     if not isinstance(record, dict):

@@ -6,10 +6,15 @@ next batch on the caller's thread. Two stages, one thread each, in batch order:
 the bronze commit of batch N+1 runs while batch N is decoded into silver and
 dead letters (with a :class:`SilverWriter`). At most two batches are in flight,
 so memory stays bounded at three batches including the one being filled.
+
+Every ``maintain_every`` bronze commits, a third thread compacts, checkpoints
+and vacuums the tables this process writes (:func:`lake.maintenance.maintain`),
+skipping a round while the previous one still runs.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,6 +24,9 @@ import pyarrow as pa
 
 from ingest.silver_writer import DecodeSummary, SilverWriter
 from lake import AppendResult, BronzeTable
+from lake.maintenance import maintain
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Committed", "Committer"]
 
@@ -51,9 +59,20 @@ class Committer:
     """
 
     def __init__(
-        self, table: BronzeTable, metadata: dict[str, str], silver: SilverWriter | None = None
+        self,
+        table: BronzeTable,
+        metadata: dict[str, str],
+        silver: SilverWriter | None = None,
+        *,
+        maintain_every: int = 0,
+        storage_options: dict[str, str] | None = None,
     ) -> None:
         self._table = table
+        self._maintain_every = maintain_every
+        self._storage_options = storage_options
+        self._commits = 0
+        self._maintenance: Future[None] | None = None
+        self._maintenance_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maintain")
         self._metadata = metadata
         self._silver = silver
         self._bronze_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-commit")
@@ -68,6 +87,9 @@ class Committer:
             done.append(self._inflight.popleft().result())
         started = time.monotonic() - age_s
         bronze = self._bronze_pool.submit(self._bronze, rows)
+        self._commits += 1
+        if self._maintain_every and self._commits % self._maintain_every == 0:
+            self._start_maintenance()
         if self._silver is None:
             self._inflight.append(
                 self._bronze_pool.submit(self._finish, bronze, None, rows, nbytes, started)
@@ -107,7 +129,23 @@ class Committer:
         """Wait for what is in flight (errors dropped) and stop the threads."""
         self._bronze_pool.shutdown(wait=True)
         self._silver_pool.shutdown(wait=True)
+        self._maintenance_pool.shutdown(wait=True)
         self._inflight.clear()
+
+    def _start_maintenance(self) -> None:
+        if self._maintenance is not None and not self._maintenance.done():
+            return  # the last round is still running: skip this one
+        uris = [self._table.uri]
+        if self._silver is not None:
+            uris += [self._silver.dead_letters.delta.table_uri, *self._silver.table_uris()]
+        self._maintenance = self._maintenance_pool.submit(self._maintain, uris)
+
+    def _maintain(self, uris: list[str]) -> None:
+        for uri in uris:
+            try:
+                maintain(uri, storage_options=self._storage_options)
+            except Exception as e:  # maintenance must never stop ingest
+                log.warning("maintenance of %s failed (ingest goes on): %s", uri, e)
 
     def _bronze(self, rows: pa.Table) -> tuple[AppendResult, float]:
         t0 = time.monotonic()

@@ -4,7 +4,8 @@ IngestError
 ├── BrokerStartError     the embedded broker did not start
 ├── BrokerUnavailable    no Kafka broker answered within the wait
 ├── TopicNotFound        the topic to ingest does not exist
-└── OffsetOutOfRange     Kafka no longer has the offset the lake says comes next
+├── OffsetOutOfRange     Kafka no longer has the offset the lake says comes next
+└── ReplayError          a replay (to silver or to Kafka) cannot run as asked
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ __all__ = [
     "BrokerUnavailable",
     "IngestError",
     "OffsetOutOfRange",
+    "ReplayError",
     "TopicNotFound",
 ]
 
@@ -80,3 +82,7 @@ class OffsetOutOfRange(IngestError):
             f"(`eventlake replay kafka`) or ingest it under a new topic name; if "
             f"retention removed records, they cannot be recovered from Kafka"
         )
+
+
+class ReplayError(IngestError):
+    """Raised when a replay cannot run as asked; the message says what to change."""

@@ -139,6 +139,8 @@ class Ingester:
                 "eventlake.pid": str(os.getpid()),
             },
             silver,
+            maintain_every=o.maintain_every,
+            storage_options=dict(o.storage_options) or None,
         )
         consumer = Consumer(
             {

@@ -18,7 +18,8 @@ class IngestOptions:
 
     A micro-batch is committed when it holds ``batch_max_records`` records or
     ``batch_max_bytes`` bytes of values, or when its oldest record has waited
-    ``batch_max_latency_s``, whichever comes first.
+    ``batch_max_latency_s``, whichever comes first. Every ``maintain_every``
+    commits the tables are compacted on a background thread (0: never).
 
     >>> IngestOptions(bootstrap_servers="127.0.0.1:9092", topic="orders",
     ...               lake_root="./lake").group_id
@@ -40,6 +41,7 @@ class IngestOptions:
     decode_avro: bool = False
     registry_url: str | None = None
     subject_strategy: Literal["topic", "record", "topic_record"] = "topic"
+    maintain_every: int = 1000  # bronze commits between compactions; 0 = never
 
     def __post_init__(self) -> None:
         validate_name(self.topic)  # it becomes the path bronze/<topic>
@@ -47,6 +49,8 @@ class IngestOptions:
         for name in ("batch_max_records", "batch_max_bytes", "topic_partitions"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.maintain_every < 0:
+            raise ValueError(f"maintain_every must be 0 or more, got {self.maintain_every}")
         if self.batch_max_latency_s <= 0:
             raise ValueError(
                 f"batch_max_latency_s must be positive, got {self.batch_max_latency_s}"

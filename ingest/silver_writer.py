@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 from ingest.avro_arrow import SilverShape, converter, decode_body, silver_shape
 from ingest.avro_columnar import decode_columnar, guarded_schema
 from ingest.schema_resolver import SchemaResolver
-from lake import BRONZE_SCHEMA, BronzeTable, SchemaNotFound, parse_schema
+from lake import BronzeTable, SchemaNotFound, parse_schema
 from lake.dead_letters import DEAD_LETTER_SCHEMA, DeadLetters
 from lake.silver import LINEAGE, SilverTable
 
@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 SubjectStrategy = Literal["topic", "record", "topic_record"]
 _COLUMNAR_MIN = 16  # smaller groups: per-record decoding is as fast
 CURSOR_EVERY_S = 5.0  # longest a decode cursor lags behind silver
+# The bronze columns a dead letter keeps, ``date`` last.
+_BRONZE_COLUMNS = ["topic", "partition", "offset", "timestamp", "key", "value", "headers"]
+_BRONZE_COLUMNS += ["schema_id", "date"]
 
 
 @dataclass
@@ -69,8 +72,9 @@ class _Writer:
     convert: Any
     subject: str
     version: int
-    arrow: pa.Schema  # this writer's fields as silver types
+    arrow: pa.Schema  # this writer's (or the reader's) fields as silver types
     guarded: str | None  # the columnar path's schema, None if unsupported
+    reader: Any = None  # a fastavro-parsed reader schema, to decode as that version
 
 
 class SilverWriter:
@@ -84,8 +88,10 @@ class SilverWriter:
         *,
         subject_strategy: SubjectStrategy = "topic",
         storage_options: dict[str, str] | None = None,
+        reader_version: int | None = None,
     ) -> None:
         self.lake_root = lake_root
+        self.reader_version = reader_version
         self.topic = topic
         self.resolver = resolver
         self.subject_strategy = subject_strategy
@@ -114,14 +120,26 @@ class SilverWriter:
             subject = wanted if wanted in uses else next(iter(sorted(uses)), wanted)
             if subject is None:
                 raise SchemaNotFound(f"subject for schema id {schema_id}")
-            w = _Writer(
-                fastavro.parse_schema(schema),
-                converter(schema),
-                subject,
-                uses.get(subject, 0),
-                silver_shape([text]).schema,
-                guarded_schema(schema),
-            )
+            if self.reader_version is None:
+                w = _Writer(
+                    fastavro.parse_schema(schema),
+                    converter(schema),
+                    subject,
+                    uses.get(subject, 0),
+                    silver_shape([text]).schema,
+                    guarded_schema(schema),
+                )
+            else:  # Avro schema resolution, record by record, into the reader's fields
+                reader = self.resolver.registry.get(subject, self.reader_version).schema
+                w = _Writer(
+                    fastavro.parse_schema(schema),
+                    converter(json.loads(reader)),
+                    subject,
+                    uses.get(subject, 0),
+                    silver_shape([reader]).schema,
+                    None,
+                    fastavro.parse_schema(json.loads(reader)),
+                )
             self._writers[schema_id] = w
         return w
 
@@ -144,19 +162,28 @@ class SilverWriter:
         offs = bronze_rows.column("offset").to_numpy()
         for p in np.unique(parts).tolist():
             self._pending[p] = max(int(offs[parts == p].max()), self._pending.get(p, -1))
-        tables, dead = self._decode(bronze_rows)
+        tables, dead = self.decode(bronze_rows)
         for subject, data in tables.items():
             summary.silver[subject] += self._table(subject).append(self.topic, data).rows
-        for k in dead[1]:
+        for k in dead.column("error_kind").to_pylist():
             summary.dead[k] += 1
-        if dead[0] or time.monotonic() - self._cursor_at >= CURSOR_EVERY_S:
-            self._quarantine(bronze_rows, *dead)
+        if dead.num_rows or time.monotonic() - self._cursor_at >= CURSOR_EVERY_S:
+            self._quarantine(dead)
         return summary
 
     def flush(self) -> None:
         """Commit the decode cursor if it lags behind what was written."""
         if self._pending:
-            self._quarantine(BRONZE_SCHEMA.empty_table(), [], [], [])
+            self._quarantine(DEAD_LETTER_SCHEMA.empty_table())
+
+    def _quarantine(self, dead: pa.Table) -> None:
+        self.dead_letters.append(self.topic, dead, self._pending)
+        self._pending = {}
+        self._cursor_at = time.monotonic()
+
+    def table_uris(self) -> list[str]:
+        """The silver tables written so far by this writer."""
+        return [t.uri for t in self._silver.values()]
 
     def _table(self, subject: str) -> SilverTable:
         table = self._silver.get(subject)
@@ -166,10 +193,8 @@ class SilverWriter:
             )
         return table
 
-    def _decode(
-        self, rows: pa.Table
-    ) -> tuple[dict[str, pa.Table], tuple[list[int], list[str], list[str]]]:
-        """Silver rows per subject, and (row index, kind, message) of the undecodable.
+    def decode(self, rows: pa.Table) -> tuple[dict[str, pa.Table], pa.Table]:
+        """Silver rows per subject, and dead-letter rows, for bronze ``rows``; no commit.
 
         Records are grouped by writer schema; a group whose schema the columnar
         path supports is decoded in one go, anything it declines record by
@@ -221,7 +246,9 @@ class SilverWriter:
                 records, ok = [], []
                 for i in idx_np.tolist():
                     try:
-                        records.append(decode_body(values[i].as_py()[5:], w.parsed, w.convert))
+                        records.append(
+                            decode_body(values[i].as_py()[5:], w.parsed, w.convert, w.reader)
+                        )
                         ok.append(i)
                     except Exception as e:
                         bury(i, "decode_error", f"{type(e).__name__}: {e}")
@@ -229,7 +256,7 @@ class SilverWriter:
             if table.num_rows:
                 parts[w.subject].append((table, ok, int(sid), w.version))
         tables = {subject: self._build(subject, rows, p) for subject, p in parts.items()}
-        return tables, (dead_idx, kinds, messages)
+        return tables, _dead_rows(rows, dead_idx, kinds, messages)
 
     @staticmethod
     def _to_arrow(
@@ -257,6 +284,8 @@ class SilverWriter:
         writer lacked, lineage columns, in offset order."""
         # One registry read per batch; the shape is parsed again only when it changed.
         history = tuple(self.resolver.registry.history(subject))
+        if self.reader_version is not None:
+            history = history[: self.reader_version]  # versions are numbered from 1
         shape = self._shapes.get(history)
         if shape is None:
             shape = self._shapes[history] = silver_shape(history)
@@ -290,44 +319,6 @@ class SilverWriter:
             [("_kafka_partition", "ascending"), ("_kafka_offset", "ascending")]
         )
 
-    def _quarantine(
-        self,
-        rows: pa.Table,
-        dead_idx: list[int],
-        kinds: list[str],
-        messages: list[str],
-    ) -> None:
-        """Commit dead letters (rows at ``dead_idx``) with the pending decode cursor."""
-        src = rows.take(pa.array(dead_idx, pa.int64()))
-        n = src.num_rows
-        if n and dead_idx != sorted(dead_idx):
-            order = np.argsort(dead_idx)
-            src = src.take(pa.array(order))
-            kinds = [kinds[k] for k in order]
-            messages = [messages[k] for k in order]
-        now = pa.array(np.full(n, time.time_ns() // 1000, dtype=np.int64)).cast(
-            pa.timestamp("us", tz="UTC")
-        )
-        dead = pa.table(
-            {
-                "topic": src.column("topic"),
-                "partition": src.column("partition"),
-                "offset": src.column("offset"),
-                "timestamp": src.column("timestamp"),
-                "key": src.column("key"),
-                "value": src.column("value"),
-                "headers": src.column("headers"),
-                "schema_id": src.column("schema_id"),
-                "error_kind": pa.array(kinds, pa.string()),
-                "error_message": pa.array(messages, pa.string()),
-                "quarantined_at": now,
-                "date": src.column("date"),
-            }
-        ).cast(DEAD_LETTER_SCHEMA)
-        self.dead_letters.append(self.topic, dead, self._pending)
-        self._pending = {}
-        self._cursor_at = time.monotonic()
-
     # -- repair and reprocess -----------------------------------------------------
 
     def repair(self, bronze: BronzeTable, partitions: Iterable[int]) -> DecodeSummary:
@@ -360,20 +351,7 @@ class SilverWriter:
         summary = DecodeSummary()
         if dead.num_rows == 0:
             return summary
-        rows = dead.select(
-            [
-                "topic",
-                "partition",
-                "offset",
-                "timestamp",
-                "key",
-                "value",
-                "headers",
-                "schema_id",
-                "date",
-            ]
-        )
-        tables, (_, kinds, _) = self._decode(rows)
+        tables, still = self.decode(dead.select(_BRONZE_COLUMNS))
         for subject, data in tables.items():
             self._table(subject).append_missing(data)
             summary.silver[subject] += data.num_rows
@@ -382,7 +360,32 @@ class SilverWriter:
                 self.dead_letters.remove(
                     self.topic, int(p), offs.column("_kafka_offset").to_pylist()
                 )
-        for k in kinds:
+        for k in still.column("error_kind").to_pylist():
             summary.dead[k] += 1
         log.info("%s: reprocessed %d dead letters: %s", self.topic, dead.num_rows, summary)
         return summary
+
+
+def _dead_rows(
+    rows: pa.Table, dead_idx: list[int], kinds: list[str], messages: list[str]
+) -> pa.Table:
+    """Dead-letter rows for the bronze ``rows`` at ``dead_idx``, in offset order."""
+    src = rows.take(pa.array(dead_idx, pa.int64()))
+    n = src.num_rows
+    if n and dead_idx != sorted(dead_idx):
+        order = np.argsort(dead_idx)
+        src = src.take(pa.array(order))
+        kinds = [kinds[k] for k in order]
+        messages = [messages[k] for k in order]
+    now = pa.array(np.full(n, time.time_ns() // 1000, dtype=np.int64)).cast(
+        pa.timestamp("us", tz="UTC")
+    )
+    return pa.table(
+        {
+            **{c: src.column(c) for c in _BRONZE_COLUMNS[:-1]},
+            "error_kind": pa.array(kinds, pa.string()),
+            "error_message": pa.array(messages, pa.string()),
+            "quarantined_at": now,
+            "date": src.column("date"),
+        }
+    ).cast(DEAD_LETTER_SCHEMA)

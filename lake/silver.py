@@ -44,7 +44,8 @@ class SilverTable:
         self._storage_options = storage_options
         self._table: DeltaTable | None = None
 
-    def _open(self, schema: pa.Schema) -> DeltaTable:
+    def open(self, schema: pa.Schema) -> DeltaTable:
+        """The Delta table, created with ``schema`` on first use."""
         if self._table is None:
             self._table = open_or_create(
                 self.uri,
@@ -57,7 +58,7 @@ class SilverTable:
 
     def append(self, topic: str, rows: pa.Table) -> AppendResult:
         """Append decoded ``rows`` (data columns + :data:`LINEAGE`) of ``topic``."""
-        table = self._open(rows.schema)
+        table = self.open(rows.schema)
         return fenced_append(
             table,
             rows,
@@ -76,7 +77,7 @@ class SilverTable:
         For reprocessed dead letters, which are older than the offset fence:
         idempotent by an anti-join instead, so a retried reprocess adds nothing.
         """
-        table = self._open(rows.schema)
+        table = self.open(rows.schema)
         table.update_incremental()
         have = table.to_pyarrow_dataset().to_table(
             columns=["_kafka_topic", "_kafka_partition", "_kafka_offset"],

@@ -6,38 +6,16 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
 
 import click
 
-from ingest import EmbeddedBroker, Ingester, IngestError, IngestMetrics
-from lake import LakeError
-from orchestration.errors import OrchestrationError
-from orchestration.settings import Settings, load_settings
+from ingest import EmbeddedBroker, Ingester, IngestMetrics
+from orchestration.cli_common import friendly_errors, settings_of
+from orchestration.lake_commands import erase, maintain, sql, tables
+from orchestration.replay_commands import replay
 from orchestration.signals import stop_on_signals
 
 __all__ = ["main"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _friendly_errors(fn: F) -> F:
-    """Print our own errors as one clear line (exit 2 for configuration, 1 otherwise)."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except OrchestrationError as e:
-            click.echo(f"eventlake: configuration error: {e}", err=True)
-            sys.exit(2)
-        except (IngestError, LakeError) as e:
-            click.echo(f"eventlake: error: {e}", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -64,14 +42,10 @@ def cli(ctx: click.Context, config_file: str | None, log_level: str) -> None:
     ctx.obj = {"config_file": config_file}
 
 
-def _settings(ctx: click.Context, **overrides: Any) -> Settings:
-    return load_settings(ctx.obj["config_file"], **overrides)
-
-
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=int, default=None, help="Port (default: a free one).")
-@_friendly_errors
+@friendly_errors
 def broker(host: str, port: int | None) -> None:
     """Run the embedded Kafka broker (Tansu, memory storage) until Ctrl-C."""
     with stop_on_signals() as stop, EmbeddedBroker(host=host, port=port) as b:
@@ -92,13 +66,13 @@ def broker(host: str, port: int | None) -> None:
 )
 @click.option("--port", type=int, default=8081, show_default=True, help="Port to listen on.")
 @click.pass_context
-@_friendly_errors
+@friendly_errors
 def registry(ctx: click.Context, host: str, port: int) -> None:
     """Serve the Confluent Schema Registry REST API over the lake's registry until Ctrl-C."""
     from ingest.registry_server import RegistryServer
     from lake import SchemaRegistry
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     store = SchemaRegistry.open(
         settings.lake_root, storage_options=dict(settings.storage_options) or None
     )
@@ -133,7 +107,7 @@ def registry(ctx: click.Context, host: str, port: int) -> None:
     help="Serve Prometheus metrics on this port (default: setting metrics_port).",
 )
 @click.pass_context
-@_friendly_errors
+@friendly_errors
 def ingest(
     ctx: click.Context,
     topic: str,
@@ -143,7 +117,7 @@ def ingest(
     metrics_port: int | None,
 ) -> None:
     """Ingest a Kafka topic into bronze/<topic>, exactly once."""
-    settings = _settings(ctx, metrics_port=metrics_port, decode_avro=decode)
+    settings = settings_of(ctx, metrics_port=metrics_port, decode_avro=decode)
     options = settings.ingest_options(topic, group_id=group)
     metrics = IngestMetrics()
     if settings.metrics_port:
@@ -171,12 +145,12 @@ def ingest(
 )
 @click.option("--events", default=50_000, show_default=True, help="Sample events to produce.")
 @click.pass_context
-@_friendly_errors
+@friendly_errors
 def demo(ctx: click.Context, root: str, events: int) -> None:
     """Run eventlake on the embedded default and show what landed."""
     from orchestration.demo import TOPIC, run_demo
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     lake_root = os.path.join(root, "lake")
     t0 = time.monotonic()
     r = run_demo(lake_root, events=events, bootstrap_servers=settings.kafka_bootstrap_servers)
@@ -206,12 +180,12 @@ def dead_letters() -> None:
 @click.option("--topic", default=None, help="Only this topic.")
 @click.option("--limit", default=20, show_default=True, help="Rows to show (0: all).")
 @click.pass_context
-@_friendly_errors
+@friendly_errors
 def dead_letters_list(ctx: click.Context, topic: str | None, limit: int) -> None:
     """Show dead letters: where they came from and why they failed."""
     from lake.dead_letters import DeadLetters
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     table = DeadLetters.open(
         settings.lake_root, storage_options=dict(settings.storage_options) or None
     ).read(topic)
@@ -234,14 +208,14 @@ def dead_letters_list(ctx: click.Context, topic: str | None, limit: int) -> None
 @dead_letters.command("reprocess")
 @click.option("--topic", required=True, help="Topic whose dead letters to decode again.")
 @click.pass_context
-@_friendly_errors
+@friendly_errors
 def dead_letters_reprocess(ctx: click.Context, topic: str) -> None:
     """Decode a topic's dead letters again, after the cause was fixed."""
     from ingest.schema_resolver import SchemaResolver
     from ingest.silver_writer import SilverWriter
     from lake import SchemaRegistry
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     so = dict(settings.storage_options) or None
     registry = SchemaRegistry.open(settings.lake_root, storage_options=so)
     writer = SilverWriter(
@@ -263,11 +237,15 @@ def dead_letters_reprocess(ctx: click.Context, topic: str) -> None:
 
 @cli.command("config")
 @click.pass_context
-@_friendly_errors
+@friendly_errors
 def show_config(ctx: click.Context) -> None:
     """Print the effective settings."""
-    for key, value in _settings(ctx).model_dump().items():
+    for key, value in settings_of(ctx).model_dump().items():
         click.echo(f"{key} = {value!r}")
+
+
+for command in (tables, sql, maintain, erase, replay):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     batch_max_latency_ms: int = Field(
         250, ge=1, description="Longest a record waits before its commit."
     )
+    maintain_every: int = Field(
+        1000, ge=0, description="Bronze commits between compactions by the ingester; 0 = never."
+    )
     broker_wait_s: float = Field(
         60.0, gt=0, description="How long to retry an unreachable broker at start."
     )
@@ -126,6 +129,7 @@ class Settings(BaseSettings):
             batch_max_bytes=self.batch_max_bytes,
             batch_max_latency_s=self.batch_max_latency_ms / 1000,
             broker_wait_s=self.broker_wait_s,
+            maintain_every=self.maintain_every,
             create_topic=self.create_topics,
             topic_partitions=self.topic_partitions,
             decode_avro=self.decode_avro,

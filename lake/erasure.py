@@ -1,0 +1,239 @@
+"""Erasure (GDPR): delete a person's records from every table, for good, with an audit trail.
+
+Records are found by a predicate on decoded fields (``user_id = 42``, evaluated
+in every silver table that has those columns) or by their Kafka key. Their
+coordinates (topic, partition, offset) are then deleted from bronze, silver,
+dead letters and every derived table carrying the ``_kafka_*`` lineage
+columns; derived tables without lineage but with the predicate's columns
+(features keyed by entity) are deleted by the predicate itself. The files that
+held them are vacuumed with zero retention, so no old Delta version can bring
+them back, and one row lands in the ``erasures`` audit table: when, what, how
+many rows per table, and which model versions had trained on erased records.
+
+The exactly-once fences are ``txn`` actions, which deletes leave alone: an
+ingest restarted after an erasure does not read the erased offsets again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import polars as pl
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+
+from lake.catalog import Lake
+from lake.errors import LakeError
+from lake.maintenance import maintain
+
+__all__ = ["ERASURES_SCHEMA", "ErasureError", "ErasureReport", "erase"]
+
+log = logging.getLogger(__name__)
+
+LINEAGE = ("_kafka_topic", "_kafka_partition", "_kafka_offset")
+ERASURES_SCHEMA = pa.schema(
+    [
+        pa.field("erasure_id", pa.string(), nullable=False),
+        pa.field("erased_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("predicate", pa.string()),
+        pa.field("key", pa.binary()),
+        pa.field("records", pa.int64(), nullable=False),
+        pa.field("rows_by_table", pa.string(), nullable=False),  # JSON {table: rows}
+        pa.field("models_to_retrain", pa.string(), nullable=False),  # JSON ["name:version"]
+    ]
+)
+_CHUNK = 5_000  # offsets per delete predicate
+
+
+class ErasureError(LakeError):
+    """Raised when an erasure request cannot be carried out as asked."""
+
+
+@dataclass
+class ErasureReport:
+    """What :func:`erase` deleted, and which model versions must be retrained."""
+
+    erasure_id: str
+    records: int  # distinct Kafka records erased
+    rows_by_table: dict[str, int] = field(default_factory=dict)
+    models_to_retrain: list[str] = field(default_factory=list)
+
+
+def erase(
+    root: str,
+    *,
+    where: str | None = None,
+    key: bytes | None = None,
+    storage_options: dict[str, str] | None = None,
+) -> ErasureReport:
+    """Erase the records matching ``where`` (SQL on decoded fields) or Kafka ``key``.
+
+    >>> import tempfile
+    >>> erase(tempfile.mkdtemp(), where="user_id = 42")
+    Traceback (most recent call last):
+    ...
+    lake.erasure.ErasureError: no silver table has the columns of 'user_id = 42'; ...
+    """
+    if (where is None) == (key is None):
+        raise ErasureError("give exactly one of a predicate (--where) or a key (--key)")
+    lake = Lake(root, storage_options=storage_options)
+    names = lake.names()
+    coords = _find_by_predicate(lake, names, where) if where else _find_by_key(lake, names, key)
+    report = ErasureReport(uuid.uuid4().hex, sum(len(o) for o in coords.values()))
+    for name in names:
+        if name == "erasures":
+            continue
+        table = lake.table(name)
+        cols = set(pa.schema(table.schema().to_arrow()).names)
+        if name.startswith("bronze."):
+            n = _delete_coords(table, coords, "topic", "partition", "offset", name[7:])
+        elif name == "dead_letters":
+            n = _delete_coords(table, coords, "topic", "partition", "offset")
+            if key is not None:
+                n += _delete(table, f"key = X'{key.hex()}'")
+        elif cols.issuperset(LINEAGE):
+            n = _delete_coords(table, coords, *LINEAGE)
+        elif where is not None and _has_columns(lake, name, where):
+            n = _delete(table, where)
+        else:
+            continue
+        if n:
+            report.rows_by_table[name] = n
+            maintain(
+                table.table_uri,
+                compact=False,
+                retention_hours=0,
+                storage_options=storage_options,
+            )
+    report.models_to_retrain = _models_trained_on(lake, names, coords)
+    _audit(root, report, where, key, storage_options)
+    log.info("erasure %s: %s", report.erasure_id, report)
+    return report
+
+
+Coords = dict[tuple[str, int], list[int]]  # (topic, partition) -> offsets
+
+
+def _collect(frames: list[pl.DataFrame]) -> Coords:
+    out: dict[tuple[str, int], set[int]] = defaultdict(set)
+    for df in frames:
+        for t, p, o in df.iter_rows():
+            out[(t, p)].add(o)
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+def _has_columns(lake: Lake, name: str, where: str) -> bool:
+    try:
+        _query(lake, name, where, "1").head(0)
+    except pl.exceptions.ColumnNotFoundError:
+        return False
+    return True
+
+
+def _query(lake: Lake, name: str, where: str, select: str) -> pl.DataFrame:
+    ctx = pl.SQLContext(t=lake.scan(name))
+    return ctx.execute(f"SELECT {select} FROM t WHERE {where}", eager=True)
+
+
+def _find_by_predicate(lake: Lake, names: list[str], where: str) -> Coords:
+    frames, matched = [], False
+    for name in (n for n in names if n.startswith("silver.")):
+        try:
+            frames.append(_query(lake, name, where, ", ".join(LINEAGE)))
+            matched = True
+        except pl.exceptions.ColumnNotFoundError:
+            continue
+    if not matched:
+        raise ErasureError(
+            f"no silver table has the columns of {where!r}; check the column names with "
+            "`eventlake tables`"
+        )
+    return _collect(frames)
+
+
+def _find_by_key(lake: Lake, names: list[str], key: bytes | None) -> Coords:
+    frames = []
+    for name in (n for n in names if n.startswith("bronze.") or n == "dead_letters"):
+        frames.append(
+            lake.scan(name)
+            .filter(pl.col("key") == pl.lit(key, pl.Binary))
+            .select("topic", "partition", "offset")
+            .collect()
+        )
+    return _collect(frames)
+
+
+def _delete(table: DeltaTable, predicate: str) -> int:
+    metrics = table.delete(predicate)
+    return int(metrics.get("num_deleted_rows", 0))
+
+
+def _delete_coords(
+    table: DeltaTable, coords: Coords, topic_col: str, part_col: str, off_col: str, only: str = ""
+) -> int:
+    n = 0
+    for (topic, partition), offsets in coords.items():
+        if only and topic != only:
+            continue
+        for i in range(0, len(offsets), _CHUNK):
+            chunk = ", ".join(map(str, offsets[i : i + _CHUNK]))
+            n += _delete(
+                table,
+                f'"{topic_col}" = \'{topic}\' AND "{part_col}" = {partition} '
+                f'AND "{off_col}" IN ({chunk})',
+            )
+    return n
+
+
+def _models_trained_on(lake: Lake, names: list[str], coords: Coords) -> list[str]:
+    """Model versions whose lineage offset ranges include an erased record.
+
+    ``models.versions`` rows carry ``lineage_offsets``: JSON
+    ``{topic: {partition: [first, last]}}`` of the records that trained them.
+    """
+    if "models.versions" not in names or not coords:
+        return []
+    hits = []
+    for row in (
+        lake.scan("models.versions")
+        .select("name", "version", "lineage_offsets")
+        .collect()
+        .iter_rows()
+    ):
+        name, version, lineage = row
+        ranges = json.loads(lineage or "{}")
+        for (topic, partition), offsets in coords.items():
+            lo_hi = ranges.get(topic, {}).get(str(partition))
+            if lo_hi and any(lo_hi[0] <= o <= lo_hi[1] for o in offsets):
+                hits.append(f"{name}:{version}")
+                break
+    return sorted(hits)
+
+
+def _audit(
+    root: str,
+    report: ErasureReport,
+    where: str | None,
+    key: bytes | None,
+    storage_options: dict[str, str] | None,
+) -> None:
+    row = pa.table(
+        {
+            "erasure_id": [report.erasure_id],
+            "erased_at": [dt.datetime.now(dt.UTC)],
+            "predicate": [where],
+            "key": [key],
+            "records": [report.records],
+            "rows_by_table": [json.dumps(report.rows_by_table, sort_keys=True)],
+            "models_to_retrain": [json.dumps(report.models_to_retrain)],
+        },
+        schema=ERASURES_SCHEMA,
+    )
+    write_deltalake(
+        f"{root.rstrip('/')}/erasures", row, mode="append", storage_options=storage_options
+    )

@@ -1,0 +1,46 @@
+"""What every ``eventlake`` command shares: settings and one-line errors."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from ingest import IngestError
+from lake import LakeError
+from orchestration.errors import OrchestrationError
+from orchestration.settings import Settings, load_settings
+
+__all__ = ["friendly_errors", "settings_of", "storage_options"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly_errors(fn: F) -> F:
+    """Print our own errors as one clear line (exit 2 for configuration, 1 otherwise)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except OrchestrationError as e:
+            click.echo(f"eventlake: configuration error: {e}", err=True)
+            sys.exit(2)
+        except (IngestError, LakeError) as e:
+            click.echo(f"eventlake: error: {e}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings_of(ctx: click.Context, **overrides: Any) -> Settings:
+    """The settings for this invocation (``--config`` file, environment, ``overrides``)."""
+    return load_settings(ctx.obj["config_file"], **overrides)
+
+
+def storage_options(settings: Settings) -> dict[str, str] | None:
+    """The lake's object-store options, None when there are none."""
+    return dict(settings.storage_options) or None
