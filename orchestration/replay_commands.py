@@ -17,7 +17,7 @@ __all__ = ["replay"]
 @contextmanager
 def _progress(what: str) -> Iterator[Callable[[int, int], None]]:
     """A progress bar of records with rate and time left, on stderr."""
-    bar = tqdm(desc=what, unit=" records", unit_scale=True, dynamic_ncols=True)
+    bar = tqdm(desc=what, unit=" records", dynamic_ncols=True)
 
     def update(done: int, total: int) -> None:
         bar.total = total
