@@ -88,7 +88,10 @@ def test_tables_sql_and_time_travel(broker, clicks, lake_root, tmp_path):
     assert out.returncode == 0, out.stderr
     assert f"bronze.{topic}" in out.stdout and "201" in out.stdout
 
-    query = f'SELECT user_id, count(*) AS n FROM "silver.{topic}-value" GROUP BY user_id ORDER BY user_id'
+    query = (
+        f'SELECT user_id, count(*) AS n FROM "silver.{topic}-value" '
+        "GROUP BY user_id ORDER BY user_id"
+    )
     assert lake.sql(query)["n"].to_list() == [20] * 10
     csv = tmp_path / "clicks.csv"
     out = _cli(broker, lake_root, "sql", query, "-o", str(csv))
