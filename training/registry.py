@@ -1,0 +1,316 @@
+"""The model registry, kept in the lake as Delta tables under ``models/``.
+
+- ``models/versions``: one row per model version: the pickled artifact, its
+  metrics and parameters, its lineage (the Delta versions of the tables it read,
+  the event-time range, and ``lineage_offsets``: the Kafka offsets, per topic and
+  partition, of every record that trained it), creation time and code version.
+- ``models/aliases``: the history of alias moves (``champion``, ``challenger``);
+  the newest row per (model, alias) is current.
+- ``models/decisions``: every promotion decision with the numbers behind it.
+- ``models/drift``: every drift detection (event time, version, statistic).
+- ``models/trace``: the running metric of each online or batch run over event
+  time, for plots.
+
+A model's lineage offsets are what erasure checks and what the lineage query
+reads; an online version's cover everything its ancestors learned too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import pickle
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+
+from training.errors import ModelNotFound
+
+__all__ = ["ModelRegistry", "ModelVersion", "merge_offsets"]
+
+UTC_MICROS = pa.timestamp("us", tz="UTC")
+_SCHEMAS = {
+    "versions": pa.schema(
+        [
+            ("name", pa.string()),
+            ("version", pa.int64()),
+            ("kind", pa.string()),
+            ("parent_version", pa.int64()),
+            ("created_at", UTC_MICROS),
+            ("artifact", pa.large_binary()),
+            ("metrics", pa.string()),
+            ("params", pa.string()),
+            ("lineage", pa.string()),
+            ("lineage_offsets", pa.string()),
+            ("cursor", pa.string()),
+            ("rows", pa.int64()),
+            ("event_time_from", UTC_MICROS),
+            ("event_time_to", UTC_MICROS),
+            ("code_version", pa.string()),
+        ]
+    ),
+    "aliases": pa.schema(
+        [("name", pa.string()), ("alias", pa.string()), ("version", pa.int64()),
+         ("set_at", UTC_MICROS), ("reason", pa.string())]
+    ),
+    "decisions": pa.schema(
+        [("name", pa.string()), ("decided_at", UTC_MICROS), ("challenger", pa.int64()),
+         ("champion", pa.int64()), ("metric", pa.string()), ("challenger_score", pa.float64()),
+         ("champion_score", pa.float64()), ("margin", pa.float64()), ("holdout_rows", pa.int64()),
+         ("promoted", pa.bool_()), ("reason", pa.string())]
+    ),
+    "drift": pa.schema(
+        [("name", pa.string()), ("version", pa.int64()), ("event_time", UTC_MICROS),
+         ("detected_at", UTC_MICROS), ("detector", pa.string()), ("statistic", pa.float64()),
+         ("rows_seen", pa.int64())]
+    ),
+    "trace": pa.schema(
+        [("name", pa.string()), ("version", pa.int64()), ("kind", pa.string()),
+         ("event_time", UTC_MICROS), ("metric", pa.string()), ("value", pa.float64()),
+         ("rows", pa.int64())]
+    ),
+}  # fmt: skip
+
+Offsets = dict[str, dict[str, list[int]]]  # topic -> partition -> [first, last]
+
+
+def merge_offsets(a: Offsets, b: Offsets) -> Offsets:
+    """Union of two lineage offset maps, as covering ranges.
+
+    >>> merge_offsets({"t": {"0": [0, 9]}}, {"t": {"0": [10, 19], "1": [3, 4]}})
+    {'t': {'0': [0, 19], '1': [3, 4]}}
+    """
+    out: Offsets = {t: {p: list(r) for p, r in parts.items()} for t, parts in a.items()}
+    for t, parts in b.items():
+        for p, (lo, hi) in parts.items():
+            cur = out.setdefault(t, {}).get(p)
+            out[t][p] = [min(cur[0], lo), max(cur[1], hi)] if cur else [lo, hi]
+    return out
+
+
+@dataclass
+class ModelVersion:
+    """One registered model version."""
+
+    name: str
+    version: int
+    kind: str  # "online" or "batch"
+    model: Any = field(repr=False)
+    state: dict[str, Any] = field(repr=False)  # what an online run continues from
+    metrics: dict[str, float]
+    params: dict[str, Any]
+    lineage: dict[str, Any]
+    lineage_offsets: Offsets
+    cursor: Offsets
+    rows: int
+    created_at: dt.datetime
+    event_time_from: dt.datetime | None
+    event_time_to: dt.datetime | None
+    parent_version: int | None
+    code_version: str
+
+
+class ModelRegistry:
+    """Model versions, aliases, decisions, drift and traces under ``<root>/models``.
+
+    >>> import tempfile
+    >>> reg = ModelRegistry(tempfile.mkdtemp())
+    >>> v = reg.register("eta", "batch", model={"w": 1}, metrics={"MAE": 3.5}, rows=10)
+    >>> v.version, reg.load("eta").model
+    (1, {'w': 1})
+    >>> reg.set_alias("eta", "champion", 1, reason="first")
+    >>> reg.load("eta", alias="champion").version
+    1
+    """
+
+    def __init__(self, root: str, *, storage_options: dict[str, str] | None = None) -> None:
+        self.root = root.rstrip("/")
+        self.storage_options = storage_options
+
+    def _uri(self, table: str) -> str:
+        return f"{self.root}/models/{table}"
+
+    def _read(self, table: str) -> pl.DataFrame:
+        uri = self._uri(table)
+        if not DeltaTable.is_deltatable(uri, self.storage_options):
+            return pl.DataFrame(_SCHEMAS[table].empty_table())
+        return pl.DataFrame(
+            DeltaTable(uri, storage_options=self.storage_options).to_pyarrow_table()
+        )
+
+    def _append(self, table: str, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            write_deltalake(
+                self._uri(table),
+                pa.Table.from_pylist(rows, schema=_SCHEMAS[table]),
+                mode="append",
+                storage_options=self.storage_options,
+            )
+
+    # -- versions -------------------------------------------------------------------
+
+    def register(
+        self,
+        name: str,
+        kind: str,
+        *,
+        model: Any,
+        state: dict[str, Any] | None = None,
+        metrics: dict[str, float] | None = None,
+        params: dict[str, Any] | None = None,
+        lineage: dict[str, Any] | None = None,
+        lineage_offsets: Offsets | None = None,
+        cursor: Offsets | None = None,
+        rows: int = 0,
+        event_time_from: dt.datetime | None = None,
+        event_time_to: dt.datetime | None = None,
+        parent_version: int | None = None,
+        code_version: str = "",
+    ) -> ModelVersion:
+        """Save a new version of ``name``; versions count up from 1."""
+        existing = self._read("versions").filter(pl.col("name") == name)
+        version = int(existing["version"].max() or 0) + 1  # type: ignore[arg-type]
+        now = dt.datetime.now(dt.UTC)
+        mv = ModelVersion(
+            name, version, kind, model, state or {}, metrics or {}, params or {},
+            lineage or {}, lineage_offsets or {}, cursor or {}, rows, now,
+            event_time_from, event_time_to, parent_version, code_version,
+        )  # fmt: skip
+        self._append(
+            "versions",
+            [
+                {
+                    "name": name,
+                    "version": version,
+                    "kind": kind,
+                    "parent_version": parent_version,
+                    "created_at": now,
+                    "artifact": pickle.dumps({"model": model, "state": mv.state}),
+                    "metrics": json.dumps(mv.metrics),
+                    "params": json.dumps(mv.params, default=str),
+                    "lineage": json.dumps(mv.lineage, default=str),
+                    "lineage_offsets": json.dumps(mv.lineage_offsets),
+                    "cursor": json.dumps(mv.cursor),
+                    "rows": rows,
+                    "event_time_from": event_time_from,
+                    "event_time_to": event_time_to,
+                    "code_version": code_version,
+                }
+            ],
+        )
+        return mv
+
+    def versions(self, name: str | None = None) -> pl.DataFrame:
+        """Versions (without artifacts), newest last; of ``name`` if given."""
+        df = self._read("versions").drop("artifact")
+        if name is not None:
+            df = df.filter(pl.col("name") == name)
+        return df.sort(["name", "version"])
+
+    def names(self) -> list[str]:
+        """Every model name with at least one version."""
+        return sorted(set(self._read("versions")["name"].to_list()))
+
+    def load(
+        self,
+        name: str,
+        *,
+        version: int | None = None,
+        alias: str | None = None,
+        kind: str | None = None,
+    ) -> ModelVersion:
+        """A version of ``name``: by number, by alias, or the newest (of ``kind``)."""
+        if alias is not None:
+            version = self.alias(name, alias)
+            if version is None:
+                raise ModelNotFound(f"alias {alias!r} of model {name!r}", self.names())
+        df = self._read("versions").filter(pl.col("name") == name)
+        if kind is not None:
+            df = df.filter(pl.col("kind") == kind)
+        if version is not None:
+            df = df.filter(pl.col("version") == version)
+        if df.is_empty():
+            what = f"version {version} of model {name!r}" if version else f"model {name!r}"
+            raise ModelNotFound(what + (f" ({kind})" if kind else ""), self.names())
+        row = df.sort("version").row(-1, named=True)
+        artifact = pickle.loads(row["artifact"])
+        return ModelVersion(
+            name=row["name"],
+            version=row["version"],
+            kind=row["kind"],
+            model=artifact["model"],
+            state=artifact["state"],
+            metrics=json.loads(row["metrics"]),
+            params=json.loads(row["params"]),
+            lineage=json.loads(row["lineage"]),
+            lineage_offsets=json.loads(row["lineage_offsets"]),
+            cursor=json.loads(row["cursor"]),
+            rows=row["rows"],
+            created_at=row["created_at"],
+            event_time_from=row["event_time_from"],
+            event_time_to=row["event_time_to"],
+            parent_version=row["parent_version"],
+            code_version=row["code_version"],
+        )
+
+    def latest(self, name: str, kind: str | None = None) -> ModelVersion | None:
+        """The newest version of ``name`` (of ``kind``), None if there is none."""
+        try:
+            return self.load(name, kind=kind)
+        except ModelNotFound:
+            return None
+
+    # -- aliases, decisions, drift, traces ---------------------------------------------
+
+    def set_alias(self, name: str, alias: str, version: int, *, reason: str = "") -> None:
+        """Point ``alias`` of ``name`` at ``version``."""
+        self.load(name, version=version)  # raises if absent
+        now = dt.datetime.now(dt.UTC)
+        self._append(
+            "aliases",
+            [{"name": name, "alias": alias, "version": version, "set_at": now, "reason": reason}],
+        )
+
+    def alias(self, name: str, alias: str) -> int | None:
+        """The version ``alias`` of ``name`` points at, None if unset."""
+        df = self._read("aliases").filter((pl.col("name") == name) & (pl.col("alias") == alias))
+        return None if df.is_empty() else int(df.sort("set_at")["version"][-1])
+
+    def aliases(self, name: str) -> dict[str, int]:
+        """Every alias of ``name`` and its current version."""
+        df = self._read("aliases").filter(pl.col("name") == name).sort("set_at")
+        return {a: int(v) for a, v in zip(df["alias"], df["version"], strict=True)}
+
+    def record_decision(self, **row: Any) -> None:
+        """Append a promotion decision (columns of ``models/decisions``)."""
+        self._append("decisions", [{"decided_at": dt.datetime.now(dt.UTC), **row}])
+
+    def decisions(self, name: str) -> pl.DataFrame:
+        """Every promotion decision about ``name``, oldest first."""
+        return self._read("decisions").filter(pl.col("name") == name).sort("decided_at")
+
+    def record_drift(self, rows: list[dict[str, Any]]) -> None:
+        """Append drift detections (columns of ``models/drift``)."""
+        now = dt.datetime.now(dt.UTC)
+        self._append("drift", [{"detected_at": now, **r} for r in rows])
+
+    def drift(self, name: str, *, after_version: int = 0) -> pl.DataFrame:
+        """Drift detections of ``name`` by versions newer than ``after_version``."""
+        df = self._read("drift")
+        return df.filter((pl.col("name") == name) & (pl.col("version") > after_version)).sort(
+            "event_time"
+        )
+
+    def record_trace(self, rows: list[dict[str, Any]]) -> None:
+        """Append points of a run's running metric over event time."""
+        self._append("trace", rows)
+
+    def trace(self, name: str | None = None) -> pl.DataFrame:
+        """The metric traces (of ``name``), by event time."""
+        df = self._read("trace")
+        if name is not None:
+            df = df.filter(pl.col("name") == name)
+        return df.sort(["name", "event_time"])

@@ -1,0 +1,88 @@
+"""Declaring a model: a River pipeline factory, its feature set, target and metric.
+
+Specs are registered by name so the command line, the scorer and Dagster find
+them; users register their own in a module named by ``EVENTLAKE_DEFINITIONS``.
+
+>>> from river import linear_model, preprocessing, metrics
+>>> from features.definition import FeatureSet
+>>> import polars as pl
+>>> fs = FeatureSet("fs", "silver.s", key="id", event_time="t", features={"x": pl.col("x")},
+...                 label="y")
+>>> spec = register_model(ModelSpec(
+...     name="doc_model",
+...     feature_set=fs,
+...     make_model=lambda: preprocessing.StandardScaler() | linear_model.LinearRegression(),
+...     make_metric=metrics.MAE,
+... ))
+>>> model_spec("doc_model").feature_names
+['x']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from river import drift, metrics
+
+from features.definition import FeatureSet
+from lake import validate_name
+from training.errors import ModelNotFound
+
+__all__ = ["ModelSpec", "model_spec", "model_specs", "register_model"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build, feed and judge one model."""
+
+    name: str
+    feature_set: FeatureSet
+    make_model: Callable[[], Any]
+    make_metric: Callable[[], Any] = metrics.MAE
+    make_detector: Callable[[], Any] = drift.ADWIN
+    features: tuple[str, ...] | None = None  # default: every feature of the set
+    task: Literal["regression", "classification"] = "regression"
+
+    def __post_init__(self) -> None:
+        validate_name(self.name)  # it becomes the path predictions/<name>
+        unknown = set(self.features or ()) - set(self.feature_set.feature_names)
+        if unknown:
+            raise ValueError(
+                f"model {self.name!r}: features {sorted(unknown)} are not in feature set "
+                f"{self.feature_set.name!r} ({', '.join(self.feature_set.feature_names)})"
+            )
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The features the model sees, in order."""
+        return list(self.features or self.feature_set.feature_names)
+
+    def error(self, y: Any, y_pred: Any) -> float:
+        """The per-row error the drift detector watches: |y - ŷ|, or 1 for a mistake."""
+        if self.task == "classification":
+            return float(y_pred != y)
+        return abs(float(y) - float(y_pred if y_pred is not None else 0.0))
+
+
+_SPECS: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    """Make ``spec`` known by its name (replacing one of the same name)."""
+    _SPECS[spec.name] = spec
+    return spec
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The registered spec called ``name``; raises :class:`ModelNotFound`."""
+    try:
+        return _SPECS[name]
+    except KeyError:
+        raise ModelNotFound(f"model spec {name!r}", sorted(_SPECS)) from None
+
+
+def model_specs() -> list[ModelSpec]:
+    """Every registered spec, by name."""
+    return [_SPECS[n] for n in sorted(_SPECS)]
