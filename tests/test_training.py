@@ -12,13 +12,13 @@ from river import linear_model, metrics, preprocessing
 
 from features.compute import update_features
 from features.definition import FeatureSet, Label
+from tests.test_features import _silver
 from training.errors import ModelNotFound
 from training.evaluation import evaluate
 from training.online import learn_online, replay_online
 from training.registry import ModelRegistry
 from training.retrain import retrain
 from training.specs import ModelSpec
-from tests.test_features import _silver
 
 T0 = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 FS = FeatureSet(

@@ -5,8 +5,9 @@ running metric and drift detector), takes the feature rows whose label arrived
 after that version's cursor, in event-time order, and for each row predicts
 first, updates the metric (progressive validation, as
 ``river.evaluate.progressive_val_score``), feeds the error to the drift
-detector (detections where the error went up are recorded), then learns. It saves a new version with the metric, the range it
-consumed, the detections, and a trace of the metric over event time.
+detector (detections where the error went up are recorded), then learns. It
+saves a new version with the metric, the range it consumed, the detections,
+and a trace of the metric over event time.
 
 Everything is deterministic given the rows and the cursors, so replaying the
 recorded increments from scratch gives identical parameters
