@@ -69,15 +69,26 @@ class FeatureUpdate:
     version: int | None  # Delta version written, None if nothing to do
 
 
-def feature_frame(lake: Lake, fs: FeatureSet) -> pl.LazyFrame:
+def feature_frame(
+    lake: Lake,
+    fs: FeatureSet,
+    source: pl.LazyFrame | None = None,
+    *,
+    with_label: bool = True,
+) -> pl.LazyFrame:
     """The feature set over the whole source: key, event time, features, label, lineage.
 
-    Rows are in event-time order (ties by partition and offset).
+    Rows are in event-time order (ties by partition and offset). ``source``
+    replaces the source table (the scorer passes history plus the events it
+    has just decoded); without ``with_label`` the label columns are null.
     """
-    src = lake.scan(fs.source).sort([fs.event_time, "_kafka_partition", "_kafka_offset"])
+    src = (lake.scan(fs.source) if source is None else source).sort(
+        [fs.event_time, "_kafka_partition", "_kafka_offset"]
+    )
     label_cols: list[pl.Expr] = []
-    if isinstance(fs.label, str):
-        label_cols = [pl.col(fs.label).alias("label")] + [
+    label = fs.label if with_label else None
+    if isinstance(label, str):
+        label_cols = [pl.col(label).alias("label")] + [
             pl.col(s).alias(d) for s, d in zip(SOURCE_LINEAGE, LABEL_LINEAGE, strict=True)
         ]
     frame = src.select(
@@ -88,11 +99,9 @@ def feature_frame(lake: Lake, fs: FeatureSet) -> pl.LazyFrame:
         *[pl.col(c) for c in SOURCE_LINEAGE],
         pl.col("_date"),
     )
-    if isinstance(fs.label, Label):
-        frame = frame.join(
-            _labels(lake, fs.label), left_on=fs.key, right_on="_label_key", how="left"
-        )
-    elif fs.label is None:
+    if isinstance(label, Label):
+        frame = frame.join(_labels(lake, label), left_on=fs.key, right_on="_label_key", how="left")
+    elif label is None:
         frame = frame.with_columns(
             pl.lit(None, pl.Float64).alias("label"),
             pl.lit(None, pl.String).alias("_label_topic"),

@@ -84,6 +84,7 @@ def learn_online(
         params={"model": repr(model), "detector": repr(detector)},
         lineage={
             "feature_set": spec.feature_set.name,
+            "event_time": spec.feature_set.event_time,
             "features_table_version": rows.table_version,
             "rows_this_version": len(rows),
         },

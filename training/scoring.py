@@ -1,0 +1,209 @@
+"""Scoring with an audit trail: features by the same definitions, the champion predicts.
+
+A :class:`Scorer` takes decoded events (silver-shaped rows with lineage),
+computes their features with the feature set's own :func:`feature_frame` over
+the source's history plus the new events (so point-in-time aggregates match
+training), predicts with the model the ``champion`` alias names, and writes
+``predictions/<model>``: the prediction, the model name and version, the input's
+topic/partition/offset and event time. Writes are fenced by input offset (Delta
+``txn``, as bronze), so a restarted scorer never writes a prediction twice.
+
+The alias is checked every ``reload_s`` seconds: promoting a new champion
+switches the scorer without a restart. :func:`live_metrics` joins predictions
+with the labels that arrived later, per model version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from features.compute import feature_frame
+from lake.catalog import Lake, TableNotInLake
+from lake.fenced import AppendResult, fenced_append
+from lake.offsets import txn_versions
+from lake.tables import open_or_create
+from training.errors import ModelNotFound
+from training.registry import ModelRegistry, ModelVersion
+from training.specs import ModelSpec
+
+__all__ = ["PREDICTION_SCHEMA", "Scorer", "live_metrics", "prediction_app_id"]
+
+log = logging.getLogger(__name__)
+
+UTC_MICROS = pa.timestamp("us", tz="UTC")
+PREDICTION_SCHEMA = pa.schema(
+    [
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("model_version", pa.int64(), nullable=False),
+        pa.field("prediction", pa.float64()),
+        pa.field("entity_key", pa.string()),
+        pa.field("event_time", UTC_MICROS),
+        pa.field("input_topic", pa.string(), nullable=False),
+        pa.field("input_partition", pa.int32(), nullable=False),
+        pa.field("input_offset", pa.int64(), nullable=False),
+        pa.field("scored_at", UTC_MICROS, nullable=False),
+        pa.field("date", pa.date32(), nullable=False),
+    ]
+)
+
+
+def prediction_app_id(model: str, topic: str, partition: int) -> str:
+    """The ``txn`` app id of ``predictions/<model>``: last input offset scored.
+
+    >>> prediction_app_id("eta", "orders", 1)
+    'eventlake-predictions:eta:orders:1'
+    """
+    return f"eventlake-predictions:{model}:{topic}:{partition}"
+
+
+class Scorer:
+    """Predicts with the champion of ``spec.name`` and records every prediction."""
+
+    def __init__(
+        self,
+        root: str,
+        spec: ModelSpec,
+        *,
+        reload_s: float = 2.0,
+        storage_options: dict[str, str] | None = None,
+    ) -> None:
+        self.root = root
+        self.spec = spec
+        self.reload_s = reload_s
+        self.storage_options = storage_options
+        self.lake = Lake(root, storage_options=storage_options)
+        self.registry = ModelRegistry(root, storage_options=storage_options)
+        self.current: ModelVersion = self._champion()
+        self._checked = time.monotonic()
+        try:
+            self._history = self.lake.scan(spec.feature_set.source).collect()
+        except TableNotInLake:
+            self._history = pl.DataFrame()
+        self._table = open_or_create(
+            f"{root.rstrip('/')}/predictions/{spec.name}",
+            PREDICTION_SCHEMA,
+            partition_by=["date"],
+            name=f"predictions_{spec.name}",
+            storage_options=storage_options,
+        )
+
+    def _champion(self) -> ModelVersion:
+        try:
+            return self.registry.load(self.spec.name, alias="champion")
+        except ModelNotFound:
+            return self.registry.load(self.spec.name)  # no champion yet: the newest
+
+    def _maybe_reload(self) -> None:
+        if time.monotonic() - self._checked < self.reload_s:
+            return
+        self._checked = time.monotonic()
+        version = self.registry.alias(self.spec.name, "champion")
+        if version is not None and version != self.current.version:
+            old = self.current.version
+            self.current = self.registry.load(self.spec.name, version=version)
+            log.info("%s: champion is now v%d (was v%d)", self.spec.name, version, old)
+
+    def committed(self, topic: str, partitions: list[int]) -> dict[int, int | None]:
+        """The last input offset scored per partition (None: none yet)."""
+        self._table.update_incremental()
+        return txn_versions(
+            self._table, lambda p: prediction_app_id(self.spec.name, topic, p), partitions
+        )
+
+    def score(self, events: pl.DataFrame) -> pl.DataFrame:
+        """Predictions for ``events`` (silver rows of the feature set's source)."""
+        self._maybe_reload()
+        if events.is_empty():
+            return pl.DataFrame(PREDICTION_SCHEMA.empty_table())
+        fs = self.spec.feature_set
+        lineage = ["_kafka_topic", "_kafka_partition", "_kafka_offset"]
+        keys = events.select(lineage)
+        past = self._history
+        if not past.is_empty():  # events ingested already are in the history too
+            past = past.join(keys, on=lineage, how="anti")
+        history = pl.concat([past, events], how="diagonal_relaxed")
+        frame = feature_frame(self.lake, fs, source=history.lazy(), with_label=False)
+        rows = frame.join(keys.lazy(), on=lineage, how="semi").collect()
+        self._history = history
+        model: Any = self.current.model
+        names = self.spec.feature_names
+        xs = rows.select(names).to_dicts()
+        if self.spec.task == "classification":
+            preds = [_proba_true(model.predict_proba_one(_clean(x))) for x in xs]
+        else:
+            preds = [float(model.predict_one(_clean(x))) for x in xs]
+        now = dt.datetime.now(dt.UTC)
+        return pl.DataFrame(
+            {
+                "model": [self.spec.name] * rows.height,
+                "model_version": [self.current.version] * rows.height,
+                "prediction": preds,
+                "entity_key": rows[fs.key].cast(pl.String),
+                "event_time": rows[fs.event_time],
+                "input_topic": rows["_kafka_topic"],
+                "input_partition": rows["_kafka_partition"],
+                "input_offset": rows["_kafka_offset"],
+                "scored_at": [now] * rows.height,
+                "date": rows["_date"],
+            }
+        )
+
+    def write(self, predictions: pl.DataFrame) -> AppendResult | None:
+        """Append ``predictions`` to ``predictions/<model>``, once per input offset."""
+        if predictions.is_empty():
+            return None
+        table = predictions.to_arrow().cast(PREDICTION_SCHEMA)
+        topic = table.column("input_topic")[0].as_py()
+        return fenced_append(
+            self._table,
+            table,
+            app_id=lambda p: prediction_app_id(self.spec.name, topic, p),
+            partition="input_partition",
+            offset="input_offset",
+            partition_by=["date"],
+            storage_options=self.storage_options,
+            label=f"predictions/{self.spec.name}",
+        )
+
+
+def _clean(x: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in x.items() if v is not None}
+
+
+def _proba_true(proba: dict[Any, float]) -> float:
+    return float(proba.get(True, 0.0))
+
+
+def live_metrics(
+    root: str, spec: ModelSpec, *, storage_options: dict[str, str] | None = None
+) -> pl.DataFrame:
+    """The spec's metric per model version over predictions whose label has arrived.
+
+    Columns: ``model_version``, ``labeled`` (predictions with a label), the metric.
+    """
+    lake = Lake(root, storage_options=storage_options)
+    try:
+        preds = lake.scan(f"predictions.{spec.name}").collect()
+        feats = lake.scan(f"features.{spec.feature_set.name}").filter(pl.col("label").is_not_null())
+    except TableNotInLake:
+        return pl.DataFrame()
+    joined = preds.join(
+        feats.select("_kafka_topic", "_kafka_partition", "_kafka_offset", "label").collect(),
+        left_on=["input_topic", "input_partition", "input_offset"],
+        right_on=["_kafka_topic", "_kafka_partition", "_kafka_offset"],
+    ).sort("event_time")
+    out = []
+    name = type(spec.make_metric()).__name__
+    for (version,), group in joined.group_by(["model_version"], maintain_order=True):
+        metric = spec.make_metric()
+        classify = spec.task == "classification"
+        for y, p in zip(group["label"], group["prediction"], strict=True):
+            metric.update(bool(y) if classify else y, p >= 0.5 if classify else p)
+        out.append({"model_version": version, "labeled": group.height, name: float(metric.get())})
+    return pl.DataFrame(out).sort("model_version") if out else pl.DataFrame()
