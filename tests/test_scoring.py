@@ -20,11 +20,12 @@ from ingest import Ingester, IngestOptions, Record, produce
 from ingest.registry_server import RegistryServer
 from lake import SchemaRegistry
 from orchestration.scoring_service import run_scoring
+from training.errors import ModelNotFound
 from training.evaluation import evaluate
 from training.lineage import explain
 from training.online import learn_online
 from training.registry import ModelRegistry
-from training.scoring import live_metrics
+from training.scoring import Scorer, live_metrics
 from training.specs import ModelSpec
 
 SCHEMA = json.dumps(
@@ -72,7 +73,7 @@ def _orders(server_url: str, topic: str, ids: range) -> list[Record]:
                     "minutes": 10 + 3 * (i % 9),
                 },
                 ctx,
-            ),  # fmt: skip
+            ),
             None,
             i % 2,
             1_700_000_000_000 + i,
@@ -183,10 +184,6 @@ def _read(bootstrap: str, topic: str, n: int) -> list[bytes]:
     return got
 
 
-@pytest.mark.parametrize("missing", ["model"])
-def test_scoring_without_any_model_version_says_so(missing, lake_root):
-    from training.errors import ModelNotFound
-    from training.scoring import Scorer
-
+def test_scoring_without_any_model_version_says_so(lake_root):
     with pytest.raises(ModelNotFound, match="model 'm_x' not found"):
         Scorer(lake_root, _spec("x"))
