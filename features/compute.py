@@ -82,9 +82,12 @@ def feature_frame(
     replaces the source table (the scorer passes history plus the events it
     has just decoded); without ``with_label`` the label columns are null.
     """
-    src = (lake.scan(fs.source) if source is None else source).sort(
-        [fs.event_time, "_kafka_partition", "_kafka_offset"]
-    )
+    src = lake.scan(fs.source) if source is None else source
+    # A field a later schema version adds is null until the first version with it lands.
+    have = set(src.collect_schema().names())
+    wanted = {n for e in fs.features.values() for n in e.meta.root_names()}
+    src = src.with_columns(pl.lit(None).alias(n) for n in sorted(wanted - have))
+    src = src.sort([fs.event_time, "_kafka_partition", "_kafka_offset"])
     label_cols: list[pl.Expr] = []
     label = fs.label if with_label else None
     if isinstance(label, str):

@@ -12,6 +12,15 @@ import click
 from ingest import EmbeddedBroker, Ingester, IngestMetrics
 from orchestration.cli_common import friendly_errors, settings_of
 from orchestration.lake_commands import erase, maintain, sql, tables
+from orchestration.model_commands import (
+    evaluate_cmd,
+    features,
+    learn,
+    lineage,
+    models,
+    retrain_cmd,
+    score,
+)
 from orchestration.replay_commands import replay
 from orchestration.signals import stop_on_signals
 
@@ -244,7 +253,20 @@ def show_config(ctx: click.Context) -> None:
         click.echo(f"{key} = {value!r}")
 
 
-for command in (tables, sql, maintain, erase, replay):
+for command in (
+    tables,
+    sql,
+    maintain,
+    erase,
+    replay,
+    features,
+    learn,
+    retrain_cmd,
+    evaluate_cmd,
+    models,
+    score,
+    lineage,
+):
     cli.add_command(command)
 
 

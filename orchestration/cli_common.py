@@ -13,6 +13,7 @@ from ingest import IngestError
 from lake import LakeError
 from orchestration.errors import OrchestrationError
 from orchestration.settings import Settings, load_settings
+from training.errors import TrainingError
 
 __all__ = ["friendly_errors", "settings_of", "storage_options"]
 
@@ -29,7 +30,7 @@ def friendly_errors(fn: F) -> F:
         except OrchestrationError as e:
             click.echo(f"eventlake: configuration error: {e}", err=True)
             sys.exit(2)
-        except (IngestError, LakeError) as e:
+        except (IngestError, LakeError, TrainingError) as e:
             click.echo(f"eventlake: error: {e}", err=True)
             sys.exit(1)
 

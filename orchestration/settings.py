@@ -83,6 +83,17 @@ class Settings(BaseSettings):
         None, ge=1, le=65535, description="Serve Prometheus metrics on this port."
     )
     metrics_host: str = Field("127.0.0.1", description="Address the metrics server binds.")
+    definitions: str = Field(
+        "orchestration.demo_definitions",
+        description="Comma-separated modules that register feature sets and models.",
+    )
+    holdout_days: float = Field(1.0, gt=0, description="Newest days held out for evaluation.")
+    retrain_window_days: float = Field(
+        7.0, gt=0, description="Days of history before the holdout a batch retrain learns."
+    )
+    promotion_margin: float = Field(
+        0.0, ge=0, description="How much better a challenger must be to become champion."
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,252 @@
+"""``eventlake features | learn | retrain | evaluate | models | score | lineage``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import click
+import polars as pl
+
+from orchestration.cli_common import friendly_errors, settings_of, storage_options
+from orchestration.definitions import load_model
+from orchestration.settings import Settings
+from training.specs import ModelSpec
+
+__all__ = ["evaluate_cmd", "features", "learn", "lineage", "models", "retrain_cmd", "score"]
+
+
+def _spec(ctx: click.Context, name: str) -> tuple[Settings, ModelSpec]:
+    settings = settings_of(ctx)
+    return settings, load_model(settings.definitions, name)
+
+
+@click.group()
+def features() -> None:
+    """Compute feature sets into features/<name>."""
+
+
+@features.command("update")
+@click.option("--model", "name", required=True, help="Model whose feature set to update.")
+@click.pass_context
+@friendly_errors
+def features_update(ctx: click.Context, name: str) -> None:
+    """Add the rows new since the last update, and labels that arrived (incremental)."""
+    from features.compute import update_features
+
+    settings, spec = _spec(ctx, name)
+    r = update_features(
+        settings.lake_root, spec.feature_set, storage_options=storage_options(settings)
+    )
+    click.echo(
+        f"features/{spec.feature_set.name}: {r.new_rows} new rows, {r.relabeled} labeled "
+        f"since the last update (version {r.version})"
+    )
+
+
+@features.command("build")
+@click.option("--model", "name", required=True, help="Model whose feature set to build.")
+@click.option("--from", "start", required=True, help="First day (YYYY-MM-DD).")
+@click.option("--to", "end", required=True, help="Last day (YYYY-MM-DD), inclusive.")
+@click.pass_context
+@friendly_errors
+def features_build(ctx: click.Context, name: str, start: str, end: str) -> None:
+    """Recompute the feature rows of a range of days (batch, idempotent)."""
+    from features.compute import compute_features
+
+    settings, spec = _spec(ctx, name)
+    n = compute_features(
+        settings.lake_root,
+        spec.feature_set,
+        dt.date.fromisoformat(start),
+        dt.date.fromisoformat(end),
+        storage_options=storage_options(settings),
+    )
+    click.echo(f"features/{spec.feature_set.name}: {n} rows for {start}..{end}")
+
+
+@click.command()
+@click.option("--model", "name", required=True)
+@click.pass_context
+@friendly_errors
+def learn(ctx: click.Context, name: str) -> None:
+    """Online learning: learn from the labeled rows since the last online version."""
+    from training.online import learn_online
+
+    settings, spec = _spec(ctx, name)
+    run = learn_online(settings.lake_root, spec, storage_options=storage_options(settings))
+    if run.version is None:
+        click.echo(f"{name}: no new labeled rows; nothing learned")
+        return
+    click.echo(
+        f"{name} v{run.version.version} (online): learned {run.rows} rows, "
+        f"{json.dumps(run.version.metrics)}, {len(run.drifts)} drift detections"
+    )
+
+
+@click.command("retrain")
+@click.option("--model", "name", required=True)
+@click.option("--window-days", type=float, default=None, help="Default: setting.")
+@click.option("--holdout-days", type=float, default=None, help="Default: setting.")
+@click.option("--passes", type=int, default=1, show_default=True)
+@click.pass_context
+@friendly_errors
+def retrain_cmd(
+    ctx: click.Context,
+    name: str,
+    window_days: float | None,
+    holdout_days: float | None,
+    passes: int,
+) -> None:
+    """Batch retraining: a fresh model from a window of history."""
+    from training.retrain import retrain
+
+    settings, spec = _spec(ctx, name)
+    mv = retrain(
+        settings.lake_root,
+        spec,
+        window_days=window_days or settings.retrain_window_days,
+        holdout_days=holdout_days or settings.holdout_days,
+        passes=passes,
+        storage_options=storage_options(settings),
+    )
+    click.echo(f"{name} v{mv.version} (batch): {mv.rows} rows, {json.dumps(mv.metrics)}")
+
+
+@click.command("evaluate")
+@click.option("--model", "name", required=True)
+@click.option("--version", type=int, required=True, help="The challenger.")
+@click.option("--margin", type=float, default=None, help="Default: setting promotion_margin.")
+@click.pass_context
+@friendly_errors
+def evaluate_cmd(ctx: click.Context, name: str, version: int, margin: float | None) -> None:
+    """Challenger against champion on the holdout; promote if better by the margin."""
+    from training.evaluation import evaluate
+
+    settings, spec = _spec(ctx, name)
+    d = evaluate(
+        settings.lake_root,
+        spec,
+        version,
+        holdout_days=settings.holdout_days,
+        margin=settings.promotion_margin if margin is None else margin,
+        storage_options=storage_options(settings),
+    )
+    verdict = "promoted to champion" if d.promoted else "not promoted"
+    click.echo(f"{name} v{version}: {verdict} ({d.reason}; {d.holdout_rows} holdout rows)")
+
+
+@click.group(invoke_without_command=True)
+@click.option("--name", default=None, help="Only this model.")
+@click.pass_context
+@friendly_errors
+def models(ctx: click.Context, name: str | None) -> None:
+    """List model versions with metrics, lineage and aliases."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from training.registry import ModelRegistry
+
+    settings = settings_of(ctx)
+    registry = ModelRegistry(settings.lake_root, storage_options=storage_options(settings))
+    names = [name] if name else registry.names()
+    if not names:
+        click.echo("no models yet; `eventlake learn --model NAME` trains one")
+    for n in names:
+        aliases = registry.aliases(n)
+        by_version: dict[int, list[str]] = {}
+        for a, v in aliases.items():
+            by_version.setdefault(v, []).append(a)
+        click.echo(f"{n}:")
+        for r in registry.versions(n).iter_rows(named=True):
+            tags = ",".join(by_version.get(r["version"], []))
+            click.echo(
+                f"  v{r['version']:<3} {r['kind']:<6} {r['created_at']:%Y-%m-%d %H:%M:%S}  "
+                f"rows {r['rows']:<7} {r['metrics']}  {tags}"
+            )
+
+
+@models.command("compare")
+@click.option("--name", required=True)
+@click.argument("versions", type=int, nargs=-1, required=True)
+@click.pass_context
+@friendly_errors
+def models_compare(ctx: click.Context, name: str, versions: tuple[int, ...]) -> None:
+    """Score VERSIONS of a model side by side on the same holdout."""
+    from lake.catalog import Lake
+    from training.registry import ModelRegistry
+    from training.retrain import holdout_start
+    from training.rows import labeled_rows, score
+
+    settings, spec = _spec(ctx, name)
+    so = storage_options(settings)
+    lake = Lake(settings.lake_root, storage_options=so)
+    holdout = labeled_rows(lake, spec, since=holdout_start(lake, spec, settings.holdout_days))
+    registry = ModelRegistry(settings.lake_root, storage_options=so)
+    metric = type(spec.make_metric()).__name__
+    click.echo(f"{name} on the newest {settings.holdout_days} days ({len(holdout)} rows):")
+    for v in versions:
+        mv = registry.load(name, version=v)
+        click.echo(f"  v{v} ({mv.kind}): {metric} {score(mv.model, spec, holdout):.4f}")
+
+
+@click.command()
+@click.option("--model", "name", required=True)
+@click.option("--topic", default=None, help="Events to score (default: the feature set's).")
+@click.option("--from-beginning", is_flag=True, help="Score the topic's history too.")
+@click.option("--until-caught-up", is_flag=True, help="Stop at the watermarks seen at start.")
+@click.pass_context
+@friendly_errors
+def score(
+    ctx: click.Context, name: str, topic: str | None, from_beginning: bool, until_caught_up: bool
+) -> None:
+    """Score events with the champion until Ctrl-C; switches champions without a restart."""
+    from orchestration.scoring_service import run_scoring
+    from orchestration.signals import stop_on_signals
+
+    settings, spec = _spec(ctx, name)
+    if not settings.kafka_bootstrap_servers:
+        raise click.UsageError("set EVENTLAKE_KAFKA_BOOTSTRAP_SERVERS (`eventlake broker`)")
+    subject = spec.feature_set.source.split(".", 1)[1]
+    topic = topic or subject.removesuffix("-value")
+    with stop_on_signals() as stop:
+        s = run_scoring(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            lake_root=settings.lake_root,
+            spec=spec,
+            topic=topic,
+            stop=stop,
+            from_beginning=from_beginning,
+            until_caught_up=until_caught_up,
+            registry_url=settings.registry_url,
+            subject_strategy=settings.subject_strategy,
+            storage_options=storage_options(settings),
+        )
+    click.echo(
+        f"scored {s.events} events of {topic}: {s.predictions} predictions, "
+        f"model versions {sorted(s.versions)}"
+    )
+
+
+@click.command()
+@click.option("--model", "name", required=True)
+@click.option("--topic", required=True)
+@click.option("--partition", type=int, required=True)
+@click.option("--offset", type=int, required=True)
+@click.pass_context
+@friendly_errors
+def lineage(ctx: click.Context, name: str, topic: str, partition: int, offset: int) -> None:
+    """Which model version scored a record, and which records trained that version."""
+    from training.lineage import explain
+
+    settings = settings_of(ctx)
+    e = explain(
+        settings.lake_root,
+        name,
+        topic,
+        partition,
+        offset,
+        storage_options=storage_options(settings),
+    )
+    click.echo(str(e))
+    rows = e.training_rows.select(pl.len()).collect().item() if e.feature_set else 0
+    click.echo(f"  {rows} feature rows of features/{e.feature_set} (Lake.scan to read them)")
