@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import random
+import subprocess
 
 import polars as pl
 import pytest
@@ -12,6 +13,7 @@ from river import linear_model, metrics, preprocessing
 
 from features.compute import update_features
 from features.definition import FeatureSet, Label
+from tests.conftest import CLI, ingest_env
 from tests.test_features import _silver
 from training.errors import ModelNotFound
 from training.evaluation import evaluate
@@ -127,3 +129,30 @@ def test_unknown_models_and_aliases_say_what_exists(lake):
         registry.load("nope")
     with pytest.raises(ValueError, match="not in feature set"):
         dataclasses.replace(SPEC, features=("distance_km", "weather"))
+
+
+def test_the_command_line_trains_evaluates_and_lists(lake, broker):
+    root, _ = lake
+    env = ingest_env(broker, root, definitions="tests.definitions_eta")
+
+    def cli(*args: str) -> str:
+        out = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    assert "eta v1 (online): learned 600 rows" in cli("learn", "--model", "eta")
+    assert "nothing learned" in cli("learn", "--model", "eta")
+    assert "eta v2 (batch): 240 rows" in cli(
+        "retrain", "--model", "eta", "--window-days", "1", "--holdout-days", "1"
+    )
+    assert "promoted to champion (no champion yet" in cli(
+        "evaluate", "--model", "eta", "--version", "2"
+    )
+    listing = cli("models")
+    assert "v1   online" in listing and "v2   batch" in listing and "champion" in listing
+    compared = cli("models", "compare", "--name", "eta", "1", "2")
+    assert "v1 (online): MAE" in compared and "v2 (batch): MAE" in compared
+    out = subprocess.run(
+        [*CLI, "learn", "--model", "nope"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 1 and "model spec 'nope' not found (known: " in out.stderr
