@@ -23,7 +23,7 @@ from typing import Any
 
 from lake.catalog import Lake
 from training.registry import ModelRegistry, ModelVersion, merge_offsets
-from training.rows import Rows, labeled_rows, predict
+from training.rows import Rows, labeled_rows
 from training.specs import ModelSpec
 
 __all__ = ["OnlineRun", "learn_online", "replay_online"]
@@ -66,22 +66,22 @@ def learn_online(
     if not len(rows):
         return OnlineRun(None, seconds=time.monotonic() - t0)
     if prev is None:
-        model, metric, detector = spec.make_model(), spec.make_metric(), spec.make_detector()
-        total = 0
+        model, metric = spec.make_model(), spec.make_metric()
+        state = {"detector": spec.make_detector(), "rows": 0, "err_sum": 0.0, "err_n": 0}
     else:
-        model = prev.model
-        metric, detector = prev.state["metric"], prev.state["detector"]
-        total = prev.state["rows"]
+        model, metric, state = prev.model, prev.state["metric"], prev.state
     version = (prev.version if prev else 0) + 1  # the version this run will save
-    drifts, trace = _learn(spec, name, version, model, metric, detector, rows, total)
-    total += len(rows)
+    drifts, trace = _learn(spec, name, version, model, metric, state, rows)
+    state["rows"] += len(rows)
+    total = state["rows"]
+    state["metric"] = metric
     mv = registry.register(
         name,
         "online",
         model=model,
-        state={"metric": metric, "detector": detector, "rows": total},
+        state=state,
         metrics={type(metric).__name__: float(metric.get()), "rows": total},
-        params={"model": repr(model), "detector": repr(detector)},
+        params={"model": repr(model), "detector": repr(state["detector"])},
         lineage={
             "feature_set": spec.feature_set.name,
             "event_time": spec.feature_set.event_time,
@@ -119,35 +119,50 @@ def _learn(
     version: int,
     model: Any,
     metric: Any,
-    detector: Any,
+    state: dict[str, Any],
     rows: Rows,
-    seen: int,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Predict, score, watch, learn: row by row. Returns drift detections and a trace."""
+    """Predict, score, watch, learn: row by row. Returns drift detections and a trace.
+
+    A detection counts when the detector's new estimate of the error is above
+    the mean error since the last detection: a detector also fires while a
+    young model improves, and that is no reason to retrain.
+    """
+    detector = state["detector"]
     drifts: list[dict[str, Any]] = []
     trace: list[dict[str, Any]] = []
     every = max(1, len(rows) // _TRACE_POINTS)
     metric_name = type(metric).__name__
     labels = getattr(metric, "requires_labels", True)
+    classify = spec.task == "classification"
+    predict_one, learn_one, update = model.predict_one, model.learn_one, metric.update
+    watch = detector.update
+    err_sum, err_n, seen = state["err_sum"], state["err_n"], state["rows"]
+    last = len(rows) - 1
     for i, (x, y, t) in enumerate(zip(rows.x, rows.y, rows.event_time, strict=True)):
-        y_pred = predict(model, metric, x)
-        metric.update(y, y_pred)
-        before = getattr(detector, "estimation", 0.0)
-        detector.update(spec.error(y, y_pred if labels else model.predict_one(x)))
-        # Only changes for the worse: a detector also fires while a young model improves.
-        if detector.drift_detected and getattr(detector, "estimation", 1.0) > before:
-            drifts.append(
-                {
-                    "name": name,
-                    "version": version,
-                    "event_time": t,
-                    "detector": type(detector).__name__,
-                    "statistic": float(getattr(detector, "estimation", float("nan"))),
-                    "rows_seen": seen + i + 1,
-                }
-            )
-        model.learn_one(x, y)
-        if i % every == 0 or i == len(rows) - 1:
+        y_pred = predict_one(x) if labels else model.predict_proba_one(x)
+        update(y, y_pred)
+        label = y_pred if labels else predict_one(x)
+        err = float(label != y) if classify else abs(y - (label or 0.0))
+        watch(err)
+        err_sum += err
+        err_n += 1
+        if detector.drift_detected:
+            estimate = float(getattr(detector, "estimation", err))
+            if estimate > err_sum / err_n:
+                drifts.append(
+                    {
+                        "name": name,
+                        "version": version,
+                        "event_time": t,
+                        "detector": type(detector).__name__,
+                        "statistic": estimate,
+                        "rows_seen": seen + i + 1,
+                    }
+                )
+            err_sum, err_n = 0.0, 0
+        learn_one(x, y)
+        if i % every == 0 or i == last:
             trace.append(
                 {
                     "name": name,
@@ -159,6 +174,7 @@ def _learn(
                     "rows": seen + i + 1,
                 }
             )
+    state["err_sum"], state["err_n"] = err_sum, err_n
     return drifts, trace
 
 
