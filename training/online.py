@@ -139,7 +139,8 @@ def _learn(
     watch = detector.update
     err_sum, err_n, seen = state["err_sum"], state["err_n"], state["rows"]
     last = len(rows) - 1
-    for i, (x, y, t) in enumerate(zip(rows.x, rows.y, rows.event_time, strict=True)):
+    times = rows.event_time
+    for i, (x, y) in enumerate(zip(rows.x, rows.y, strict=True)):
         y_pred = predict_one(x) if labels else model.predict_proba_one(x)
         update(y, y_pred)
         label = y_pred if labels else predict_one(x)
@@ -154,7 +155,7 @@ def _learn(
                     {
                         "name": name,
                         "version": version,
-                        "event_time": t,
+                        "event_time": times[i],
                         "detector": type(detector).__name__,
                         "statistic": estimate,
                         "rows_seen": seen + i + 1,
@@ -168,7 +169,7 @@ def _learn(
                     "name": name,
                     "version": version,
                     "kind": "online",
-                    "event_time": t,
+                    "event_time": times[i],
                     "metric": metric_name,
                     "value": float(metric.get()),
                     "rows": seen + i + 1,

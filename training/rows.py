@@ -23,7 +23,7 @@ class Rows:
     frame: pl.DataFrame  # the rows, event-time order, with lineage
     x: list[dict[str, Any]]
     y: list[Any]
-    event_time: list[dt.datetime]
+    event_time: pl.Series  # index it for single values: a list of datetimes is slow to build
     table_version: int | None  # of features/<name> when read
 
     def __len__(self) -> int:
@@ -70,7 +70,7 @@ def labeled_rows(
     try:
         table = lake.table(f"features.{fs.name}")
     except TableNotInLake:
-        return Rows(pl.DataFrame(), [], [], [], None)
+        return Rows(pl.DataFrame(), [], [], pl.Series([], dtype=pl.Datetime("us", "UTC")), None)
     frame = pl.scan_delta(table).filter(pl.col("label").is_not_null())
     if after:
         frame = frame.filter(~_upto(after))
@@ -88,7 +88,7 @@ def labeled_rows(
     y = df["label"].to_list()
     if spec.task == "classification":
         y = [bool(v) for v in y]
-    return Rows(df, xs, y, df[fs.event_time].to_list(), table.version())
+    return Rows(df, xs, y, df[fs.event_time], table.version())
 
 
 def _upto(cursor: Offsets) -> pl.Expr:

@@ -1,0 +1,151 @@
+"""The demo's simulated food-delivery app: orders now, deliveries minutes later.
+
+Each order emits ``order_placed`` (what is known at order time) and, after its
+delivery time in event time, ``order_delivered`` (the label). At ``upgrade_at``
+the app starts writing ``order_placed`` with schema v2 (courier load, weather);
+at ``drift_at`` the world changes: every kilometre and every rush hour costs
+more, and a loaded courier fleet slows things down.
+
+>>> world = FoodDeliveryWorld(seed=1)
+>>> events = list(world.events(3))
+>>> [(e.topic.removeprefix("order_"), e.value["order_id"]) for e in events]
+[('placed', 0), ('placed', 1), ('placed', 2), ('delivered', 0), ('delivered', 2), ('delivered', 1)]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from orchestration.demo_definitions import (
+    DELIVERED,
+    DELIVERED_TOPIC,
+    ORDERS_TOPIC,
+    PLACED_V1,
+    PLACED_V2,
+)
+
+__all__ = ["Event", "EventPublisher", "FoodDeliveryWorld"]
+
+
+@dataclass(frozen=True, order=True)
+class Event:
+    """One event of the app, in event-time order."""
+
+    at: dt.datetime
+    topic: str
+    version: int  # the schema version it is written with (1 or 2)
+    value: dict[str, Any]
+    key: bytes
+
+
+class FoodDeliveryWorld:
+    """Orders at ``orders_per_hour`` from ``start``; deterministic for a seed."""
+
+    def __init__(
+        self,
+        *,
+        seed: int = 7,
+        start: dt.datetime = dt.datetime(2026, 11, 1, 8, tzinfo=dt.UTC),
+        orders_per_hour: float = 30.0,
+        upgrade_after: int | None = None,  # orders before the v2 upgrade
+        drift_after: int | None = None,  # orders before the world changes
+        users: int = 400,
+        restaurants: int = 40,
+    ) -> None:
+        self.rng = random.Random(seed)
+        self.start = start
+        self.gap_s = 3600.0 / orders_per_hour
+        self.upgrade_after = upgrade_after
+        self.drift_after = drift_after
+        self.users = users
+        self.restaurants = restaurants
+
+    def minutes(self, i: int, distance: float, items: int, hour: int, load: float) -> float:
+        """Delivery minutes of order ``i``: the world's rule, before or after the drift."""
+        rush = hour in (12, 13, 19, 20)
+        noise = self.rng.gauss(0, 2.0)
+        if self.drift_after is not None and i >= self.drift_after:
+            return 18 + 6.5 * distance + 1.0 * items + (14 if rush else 0) + 20 * load + noise
+        return 12 + 3.0 * distance + 0.5 * items + (6 if rush else 0) + 4 * load + noise
+
+    def events(self, n_orders: int, *, first: int = 0) -> Iterator[Event]:
+        """Events of orders ``first .. first + n_orders - 1`` in event-time order."""
+        pending: list[Event] = []
+        for i in range(first, first + n_orders):
+            at = self.start + dt.timedelta(seconds=i * self.gap_s + self.rng.uniform(0, self.gap_s))
+            while pending and pending[0].at <= at:
+                yield heapq.heappop(pending)
+            v2 = self.upgrade_after is not None and i >= self.upgrade_after
+            load = round(self.rng.betavariate(2, 3), 3)
+            distance = round(self.rng.uniform(0.3, 9.0), 2)
+            items = self.rng.randint(1, 6)
+            placed = {
+                "order_id": i,
+                "user_id": self.rng.randrange(self.users),
+                "restaurant_id": self.rng.randrange(self.restaurants),
+                "distance_km": distance,
+                "items": items,
+                "placed_at": at,
+            }
+            if v2:
+                placed |= {"courier_load": load, "weather": self.rng.choice(["clear", "rain"])}
+            yield Event(at, ORDERS_TOPIC, 2 if v2 else 1, placed, str(i).encode())
+            minutes = max(5.0, self.minutes(i, distance, items, at.hour, load if v2 else 0.5))
+            done = at + dt.timedelta(minutes=minutes)
+            delivered = {"order_id": i, "delivered_at": done, "delivery_minutes": round(minutes, 2)}
+            heapq.heappush(pending, Event(done, DELIVERED_TOPIC, 1, delivered, str(i).encode()))
+        while pending:
+            yield heapq.heappop(pending)
+
+
+class EventPublisher:
+    """Sends events as the app would: Confluent's AvroSerializer, schemas registered
+    (auto-registration) through a Schema Registry REST API, Kafka timestamp = event time.
+    """
+
+    def __init__(self, bootstrap_servers: str, registry_url: str) -> None:
+        client = SchemaRegistryClient({"url": registry_url})
+        self._serializers = {
+            (ORDERS_TOPIC, 1): AvroSerializer(client, PLACED_V1),
+            (ORDERS_TOPIC, 2): AvroSerializer(client, PLACED_V2),
+            (DELIVERED_TOPIC, 1): AvroSerializer(client, DELIVERED),
+        }
+        self._producer = Producer(
+            {"bootstrap.servers": bootstrap_servers, "linger.ms": 20, "enable.idempotence": True}
+        )
+        self.sent: dict[str, int] = {}
+
+    def send(self, event: Event, *, timestamp: dt.datetime | None = None) -> None:
+        """Serialize and send one event (``timestamp`` overrides its event time)."""
+        ser = self._serializers[(event.topic, event.version)]
+        value = ser(event.value, SerializationContext(event.topic, MessageField.VALUE))
+        when = timestamp or event.at
+        while True:
+            try:
+                self._producer.produce(
+                    event.topic,
+                    key=event.key,
+                    value=value,
+                    timestamp=int(when.timestamp() * 1000),
+                )
+                break
+            except BufferError:
+                self._producer.poll(0.05)
+        self._producer.poll(0)
+        self.sent[event.topic] = self.sent.get(event.topic, 0) + 1
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Wait until every event sent is acknowledged."""
+        left = self._producer.flush(timeout_s)
+        if left:
+            raise RuntimeError(f"{left} events were not acknowledged within {timeout_s} s")
