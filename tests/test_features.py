@@ -119,3 +119,15 @@ def test_incremental_equals_batch_point_in_time_and_late_labels(lake_root):
 def test_a_feature_named_like_the_key_is_refused():
     with pytest.raises(ValueError, match="rename them"):
         FeatureSet("x", "silver.s", key="id", event_time="t", features={"id": pl.col("id")})
+
+
+def test_a_field_of_a_later_schema_version_is_null_until_it_lands(lake_root):
+    fs = dataclasses.replace(
+        ORDERS,
+        name="with_tip",
+        features={"tip": pl.col("tip").fill_null(0.25), "distance_km": pl.col("distance_km")},
+        label=None,
+    )
+    _silver(lake_root, "order_placed", "orders", _orders(0, 3), 0)
+    update_features(lake_root, fs)
+    assert read_features(lake_root, fs)["tip"].to_list() == [0.25, 0.25, 0.25]
