@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
@@ -75,9 +75,16 @@ class Ingester:
     1000
     """
 
-    def __init__(self, options: IngestOptions, *, metrics: IngestMetrics | None = None) -> None:
+    def __init__(
+        self,
+        options: IngestOptions,
+        *,
+        metrics: IngestMetrics | None = None,
+        on_commit: Callable[[Committed], None] | None = None,
+    ) -> None:
         self.options = options
         self.metrics = metrics or IngestMetrics()
+        self._on_commit = on_commit
         self._batch = MicroBatch(options.topic)
         self._owned: set[int] = set()
         self._position: dict[int, int] = {}
@@ -311,6 +318,11 @@ class Ingester:
             c.latency_s * 1000,
             f"; {c.decoded}" if c.decoded is not None else "",
         )
+        if self._on_commit is not None:
+            try:
+                self._on_commit(c)
+            except Exception as e:  # a report must never stop ingest
+                log.warning("reporting commit v%d failed (ingest goes on): %s", result.version, e)
 
     def _commit_kafka_offsets(self, ranges: dict[int, tuple[int, int]]) -> None:
         consumer = self._consumer

@@ -9,8 +9,8 @@ import click
 import polars as pl
 
 from orchestration.cli_common import friendly_errors, settings_of, storage_options
-from orchestration.definitions import load_model
 from orchestration.settings import Settings
+from orchestration.spec_loader import load_model
 from training.specs import ModelSpec
 
 __all__ = ["evaluate_cmd", "features", "learn", "lineage", "models", "retrain_cmd", "score"]

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
         "orchestration.demo_definitions",
         description="Comma-separated modules that register feature sets and models.",
     )
+    partitions_start: str = Field(
+        "2026-01-01", description="First day of the daily partitions in Dagster (YYYY-MM-DD)."
+    )
     holdout_days: float = Field(1.0, gt=0, description="Newest days held out for evaluation.")
     retrain_window_days: float = Field(
         7.0, gt=0, description="Days of history before the holdout a batch retrain learns."

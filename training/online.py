@@ -85,6 +85,7 @@ def learn_online(
         lineage={
             "feature_set": spec.feature_set.name,
             "event_time": spec.feature_set.event_time,
+            "source": spec.feature_set.source,
             "features_table_version": rows.table_version,
             "rows_this_version": len(rows),
         },

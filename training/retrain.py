@@ -78,6 +78,7 @@ def retrain(
         lineage={
             "feature_set": spec.feature_set.name,
             "event_time": spec.feature_set.event_time,
+            "source": spec.feature_set.source,
             "features_table_version": train.table_version,
             "holdout_from": split.isoformat(),
         },

@@ -1,0 +1,153 @@
+"""The model's error over event time, with schema upgrades, drift and retraining marked.
+
+One PNG per model under ``<lake root>/_reports/``: the online model's error
+per stretch of rows (from its metric trace), the served predictions' error per
+hour (predictions joined with labels, when there are any), each batch
+version's holdout error at the end of its training window, and vertical marks
+for the source's schema upgrades, drift detections and promotions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+
+import matplotlib.pyplot as plt
+import polars as pl
+
+from lake.catalog import Lake, TableNotInLake
+from training.registry import ModelRegistry
+
+__all__ = ["metric_plot"]
+
+
+def _chunk_error(trace: pl.DataFrame) -> pl.DataFrame:
+    """Per-stretch error from a cumulative metric trace: (S_k - S_k-1) / (n_k - n_k-1)."""
+    t = trace.sort("rows").with_columns((pl.col("value") * pl.col("rows")).alias("total"))
+    return t.with_columns(
+        ((pl.col("total") - pl.col("total").shift(1)) / (pl.col("rows") - pl.col("rows").shift(1)))
+        .fill_null(pl.col("value"))
+        .alias("error")
+    ).filter(pl.col("rows").diff().fill_null(1) > 0)
+
+
+def metric_plot(root: str, name: str, storage_options: dict[str, str] | None = None) -> str:
+    """Draw the plot of model ``name``; return the PNG's path."""
+    registry = ModelRegistry(root, storage_options=storage_options)
+    lake = Lake(root, storage_options=storage_options)
+    trace = registry.trace(name)
+    versions = registry.versions(name)
+    fig, ax = plt.subplots(figsize=(11, 4.8), dpi=110)
+    online = trace.filter(pl.col("kind") == "online")
+    metric = online["metric"][0] if online.height else "error"
+    if online.height:
+        err = _chunk_error(online)
+        ax.plot(
+            err["event_time"],
+            err["error"],
+            lw=1.2,
+            color="#1f77b4",
+            label=f"online model ({metric} per stretch)",
+        )
+    served = _served_error(lake, name)
+    if served is not None and served.height:
+        ax.plot(
+            served["hour"],
+            served["error"],
+            lw=1.2,
+            color="#2ca02c",
+            label=f"served predictions ({metric} per hour)",
+        )
+    batch = trace.filter(pl.col("kind") == "batch")
+    if batch.height:
+        ax.scatter(
+            batch["event_time"],
+            batch["value"],
+            color="#ff7f0e",
+            zorder=3,
+            label="batch retrain (holdout)",
+        )
+    ymax = ax.get_ylim()[1]
+    for when, label in _schema_upgrades(lake, registry, name):
+        ax.axvline(when, color="#9467bd", ls="--", lw=1)
+        ax.text(when, ymax * 0.95, f" {label}", color="#9467bd", fontsize=8, va="top")
+    drift = registry.drift(name)
+    for i, when in enumerate(drift["event_time"].to_list()):
+        ax.axvline(when, color="#d62728", ls=":", lw=1, label="drift detected" if i == 0 else None)
+    promoted = registry.decisions(name).filter(pl.col("promoted"))
+    ends = dict(
+        zip(versions["version"].to_list(), versions["event_time_to"].to_list(), strict=True)
+    )
+    for i, v in enumerate(promoted["challenger"].to_list()):
+        if ends.get(v) is not None:
+            ax.axvline(
+                ends[v],
+                color="#8c564b",
+                lw=0.8,
+                alpha=0.6,
+                label="champion promoted" if i == 0 else None,
+            )
+    ax.set_title(f"{name}: error over event time")
+    ax.set_xlabel("event time")
+    ax.set_ylabel(metric)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    folder = os.path.join(root, "_reports")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{name}_error.png")
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _served_error(lake: Lake, name: str) -> pl.DataFrame | None:
+    versions = ModelRegistry(lake.root, storage_options=lake.storage_options).versions(name)
+    if versions.is_empty():
+        return None
+    feature_set = json.loads(versions["lineage"][-1]).get("feature_set")
+    try:
+        preds = lake.scan(f"predictions.{name}")
+        labels = lake.scan(f"features.{feature_set}").filter(pl.col("label").is_not_null())
+    except TableNotInLake:
+        return None
+    joined = preds.join(
+        labels.select("_kafka_topic", "_kafka_partition", "_kafka_offset", "label"),
+        left_on=["input_topic", "input_partition", "input_offset"],
+        right_on=["_kafka_topic", "_kafka_partition", "_kafka_offset"],
+    )
+    return (
+        joined.with_columns(
+            pl.col("event_time").dt.truncate("1h").alias("hour"),
+            (pl.col("prediction") - pl.col("label").cast(pl.Float64)).abs().alias("abs_error"),
+        )
+        .group_by("hour")
+        .agg(pl.col("abs_error").mean().alias("error"))
+        .sort("hour")
+        .collect()
+    )
+
+
+def _schema_upgrades(lake: Lake, registry: ModelRegistry, name: str) -> list[tuple[Any, str]]:
+    """When each later schema version of the model's source first appears (event time)."""
+    versions = registry.versions(name)
+    if versions.is_empty():
+        return []
+    lineage = json.loads(versions["lineage"][-1])
+    source, event_time = lineage.get("source"), lineage.get("event_time")
+    try:
+        frame = lake.scan(source)
+    except (TableNotInLake, TypeError):
+        return []
+    first = (
+        frame.group_by("_schema_version")
+        .agg(pl.col(event_time).min())
+        .sort("_schema_version")
+        .collect()
+    )
+    return [(t, f"{source.split('.', 1)[1]} schema v{v}") for v, t in first.iter_rows() if v > 1]
