@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import time
 
 import click
 
@@ -150,33 +149,71 @@ def ingest(
     "--root",
     default="./eventlake-demo",
     show_default=True,
-    help="Folder for the demo's lake (DIR/lake).",
+    help="Folder for the demo's lake (DIR/lake) and Dagster instance (DIR/dagster).",
 )
-@click.option("--events", default=50_000, show_default=True, help="Sample events to produce.")
+@click.option("--orders", default=3000, show_default=True, help="Orders the app places.")
+@click.option("--live", is_flag=True, help="Then keep producing, ingesting and scoring.")
 @click.pass_context
 @friendly_errors
-def demo(ctx: click.Context, root: str, events: int) -> None:
-    """Run eventlake on the embedded default and show what landed."""
-    from orchestration.demo import TOPIC, run_demo
+def demo(ctx: click.Context, root: str, orders: int, live: bool) -> None:
+    """Run the whole pipeline on the embedded default and show what happened."""
+    from orchestration.demo import run_demo
 
     settings = settings_of(ctx)
-    lake_root = os.path.join(root, "lake")
-    t0 = time.monotonic()
-    r = run_demo(lake_root, events=events, bootstrap_servers=settings.kafka_bootstrap_servers)
-    click.echo(f"\nbronze/{TOPIC} at {os.path.abspath(lake_root)}")
-    click.echo(
-        f"  Delta version {r.delta_version}, {r.files} data files, "
-        f"{r.bronze_rows:,} rows (produced {r.produced:,} this run)"
-    )
-    for p, (rows, lo, hi) in r.per_partition.items():
-        click.echo(
-            f"  partition {p}: {rows:,} rows, offsets {lo}..{hi}, "
-            f"{'no gaps, no duplicates' if rows == hi - lo + 1 else 'GAPS OR DUPLICATES'}"
+    with stop_on_signals() as stop:
+        r = run_demo(
+            root,
+            settings,
+            orders=orders,
+            live=stop if live else None,
+            echo=click.echo,
         )
     click.echo(
-        f"done in {time.monotonic() - t0:.1f} s. Query it: "
-        f"python -c \"import polars as pl; print(pl.scan_delta('{lake_root}/bronze/{TOPIC}')"
-        f".group_by('partition').len().collect())\""
+        f"\ndone in {r.seconds:.0f} s. Events sent: "
+        + ", ".join(f"{t} {n:,}" for t, n in sorted(r.events.items()))
+    )
+    click.echo("tables:")
+    for name, rows, version in r.tables:
+        click.echo(f"  {name:<32} {rows:>9,} rows  Delta v{version}")
+    click.echo(
+        "schema versions: "
+        + ", ".join(f"{s} v1..v{n}" for s, n in sorted(r.schema_versions.items()))
+        + f"; dead letters: {r.dead_letters}"
+    )
+    click.echo("model versions (eta):")
+    for v in r.models.iter_rows(named=True):
+        champion = "  <- champion" if v["version"] == r.champion else ""
+        click.echo(
+            f"  v{v['version']:<3} {v['kind']:<6} rows {v['rows']:<6} {v['metrics']}{champion}"
+        )
+    drift = r.drift["event_time"].to_list()
+    click.echo(
+        f"drift detections: {len(drift)}"
+        + (f", first at {drift[0]:%Y-%m-%d %H:%M} (event time)" if drift else "")
+        + f"; predictions written: {r.predictions:,}"
+    )
+    click.echo(f"plot: {r.plot}")
+    click.echo(f"open the Dagster UI on this lake: eventlake ui --root {root}")
+
+
+@cli.command()
+@click.option("--root", default="./eventlake-demo", show_default=True, help="The demo's folder.")
+@click.option("--port", type=int, default=3000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+def ui(root: str, port: int, host: str) -> None:
+    """Open the Dagster UI (`dg dev`) on the lake and Dagster instance under ROOT."""
+    import shutil
+
+    env = dict(os.environ)
+    env["EVENTLAKE_LAKE_ROOT"] = os.path.abspath(os.path.join(root, "lake"))
+    env["DAGSTER_HOME"] = os.path.abspath(os.path.join(root, "dagster"))
+    env.setdefault("EVENTLAKE_PARTITIONS_START", "2026-11-01")
+    os.makedirs(env["DAGSTER_HOME"], exist_ok=True)
+    dg_bin = shutil.which("dg", path=os.path.dirname(sys.executable)) or "dg"
+    project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    click.echo(f"Dagster UI at http://{host}:{port} (lake {env['EVENTLAKE_LAKE_ROOT']})")
+    os.execvpe(
+        dg_bin, [dg_bin, "dev", "--host", host, "--port", str(port)], {**env, "PWD": project}
     )
 
 

@@ -1,131 +1,313 @@
-"""``eventlake demo``: the whole product on the embedded default.
+"""``eventlake demo``: the whole product, on the embedded default, in a few minutes.
 
-Until the Avro, features and Dagster parts exist, the demo is the foundation:
-start the embedded broker, produce sample app events over three partitions,
-ingest them exactly once into bronze, and show what landed.
+A simulated food-delivery app (:mod:`orchestration.simulation`) sends
+``order_placed`` and, later in event time, ``order_delivered`` events through
+the embedded broker, with Confluent's serializer against eventlake's own schema
+registry. Day by day of event time, the demo then does what a deployment does
+on its own: ingests both topics (bronze and silver, reported to Dagster),
+materializes the day's silver and feature partitions and the online model in
+the Dagster instance, scores the day's orders with the champion, lets the drift
+sensor and the nightly retrain schedule decide on batch retraining and
+promotion, and finally compacts the lake. Midway the app upgrades to schema v2,
+and later the world drifts.
+
+Everything stays in ``--root``: the lake, and the Dagster instance whose UI
+(`eventlake ui --root DIR`) shows the materialized history.
 """
 
 from __future__ import annotations
 
-import json
-import random
+import datetime as dt
+import itertools
+import os
+import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
-import pyarrow.compute as pc
-from deltalake import DeltaTable
+import dagster as dg
+import polars as pl
 
-from ingest import (
-    EmbeddedBroker,
-    Ingester,
-    IngestOptions,
-    Record,
-    ensure_topic,
-    produce,
-    wait_for_broker,
-)
-from lake import table_uri
+from ingest import EmbeddedBroker, Ingester, IngestOptions, ensure_topic, wait_for_broker
+from ingest.registry_server import RegistryServer
+from lake import SchemaRegistry
+from lake.catalog import Lake
+from lake.maintenance import maintain
+from orchestration.assets import Topology, build_assets
+from orchestration.automation import build_automation
+from orchestration.checks import build_checks
+from orchestration.dagster_report import bronze_reporter
+from orchestration.demo_definitions import DELIVERED_TOPIC, ETA, ORDERS_TOPIC
+from orchestration.lake_resource import LakeResource
+from orchestration.plots import metric_plot
+from orchestration.scoring_service import run_scoring
+from orchestration.settings import Settings
+from orchestration.simulation import Event, EventPublisher, FoodDeliveryWorld
+from training.registry import ModelRegistry
 
-__all__ = ["DemoResult", "run_demo", "sample_events"]
+__all__ = ["DemoReport", "run_demo"]
 
-TOPIC = "app_events"
-PARTITIONS = 3
-
-
-def sample_events(n: int, *, seed: int = 7, start_ms: int | None = None) -> Iterator[Record]:
-    """Yield ``n`` JSON app events (order_placed / order_delivered) keyed by user.
-
-    >>> [json.loads(r.value)["event"] for r in sample_events(2, start_ms=0)]
-    ['order_placed', 'order_placed']
-    """
-    rng = random.Random(seed)
-    t0 = int(time.time() * 1000) if start_ms is None else start_ms
-    for i in range(n):
-        user = rng.randrange(1000)
-        kind = "order_placed" if i % 3 != 2 else "order_delivered"
-        body = {
-            "event": kind,
-            "order_id": i // 3 * 3,
-            "user_id": user,
-            "distance_km": round(rng.uniform(0.3, 12.0), 2),
-            "ts": t0 + i,
-        }
-        yield Record(
-            str(user).encode(),
-            json.dumps(body).encode(),
-            [("source", b"eventlake-demo")],
-            timestamp_ms=t0 + i,
-        )
+START = dt.datetime(2026, 11, 1, 7, tzinfo=dt.UTC)
+PARTITIONS = 2
 
 
 @dataclass
-class DemoResult:
-    """What the demo produced and what landed in the lake."""
+class DemoReport:
+    """What the demo did, for the summary it prints."""
 
-    bootstrap_servers: str
-    produced: int
-    bronze_rows: int
-    per_partition: dict[int, tuple[int, int, int]]  # partition -> (rows, min, max offset)
-    delta_version: int
-    files: int
-    produce_s: float
-    ingest_s: float
+    lake_root: str
+    dagster_home: str
+    events: dict[str, int] = field(default_factory=dict)
+    tables: list[tuple[str, int, int]] = field(default_factory=list)  # name, rows, version
+    schema_versions: dict[str, int] = field(default_factory=dict)
+    dead_letters: int = 0
+    models: pl.DataFrame = field(default_factory=pl.DataFrame)
+    drift: pl.DataFrame = field(default_factory=pl.DataFrame)
+    champion: int | None = None
+    predictions: int = 0
+    plot: str = ""
+    seconds: float = 0.0
+
+
+class _Pipeline:
+    """The demo's Dagster side: assets materialized in-process into a real instance."""
+
+    def __init__(self, settings: Settings, instance: dg.DagsterInstance) -> None:
+        self.topo = Topology([ETA])
+        partitions = dg.DailyPartitionsDefinition(
+            start_date=settings.partitions_start, timezone="UTC"
+        )
+        self.assets = build_assets(self.topo, partitions) + build_checks(self.topo)
+        _, _, sensors = build_automation(self.topo)
+        self.drift_sensor = sensors[0]
+        self.resource = LakeResource.from_settings(settings)
+        self.instance = instance
+        self.sensor_cursor: str | None = None
+
+    def materialize(
+        self, keys: list[dg.AssetKey], partition: str | None = None, reason: str = "demo"
+    ) -> None:
+        result = dg.materialize(
+            self.assets,
+            selection=keys,
+            partition_key=partition,
+            instance=self.instance,
+            resources={"lake": self.resource},
+            tags={"eventlake/reason": reason},
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
+        if not result.success:
+            raise RuntimeError(f"materializing {keys} failed; see the run in the Dagster UI")
+
+    def drift_requests(self) -> list[dg.RunRequest]:
+        context = dg.build_sensor_context(
+            instance=self.instance, cursor=self.sensor_cursor, resources={"lake": self.resource}
+        )
+        result = self.drift_sensor.evaluate_tick(context)
+        self.sensor_cursor = result.cursor or self.sensor_cursor
+        return list(result.run_requests or [])
+
+
+def _days(events: list[Event]) -> Iterator[tuple[dt.date, list[Event]]]:
+    for day, group in itertools.groupby(events, key=lambda e: e.at.date()):
+        yield day, list(group)
 
 
 def run_demo(
-    lake_root: str,
+    root: str,
+    settings: Settings,
     *,
-    events: int = 50_000,
-    bootstrap_servers: str | None = None,
-    progress: bool = True,
-) -> DemoResult:
-    """Produce ``events`` sample events and ingest them into ``lake_root``.
+    orders: int = 3000,
+    live: threading.Event | None = None,
+    echo: Callable[[str], None] = print,
+) -> DemoReport:
+    """Run the demo under ``root`` (``root/lake``, ``root/dagster``); see the module doc.
 
-    Starts the embedded broker unless ``bootstrap_servers`` is given.
+    ``settings`` supply the broker (none: the embedded one) and anything else
+    the user set; the demo sets its lake, partitions and training windows. With
+    ``live`` (an event that stops it), keep producing, ingesting and scoring in
+    real time after the history until it is set.
     """
-
-    def say(msg: str) -> None:
-        if progress:
-            print(msg, flush=True)
-
+    bootstrap_servers = settings.kafka_bootstrap_servers
+    t0 = time.monotonic()
+    lake_root = os.path.abspath(os.path.join(root, "lake"))
+    home = os.path.abspath(os.path.join(root, "dagster"))
+    os.makedirs(home, exist_ok=True)
+    open(os.path.join(home, "dagster.yaml"), "a").close()  # an empty instance config
+    report = DemoReport(lake_root, home)
     broker = None if bootstrap_servers else EmbeddedBroker().start()
+    bs = bootstrap_servers or broker.bootstrap_servers  # type: ignore[union-attr]
     try:
-        bs = bootstrap_servers or broker.bootstrap_servers  # type: ignore[union-attr]
-        say(f"[1/3] Kafka broker: {'embedded Tansu at ' if broker else ''}{bs}")
-        t0 = time.monotonic()
-        opts = IngestOptions(
-            bootstrap_servers=bs,
-            topic=TOPIC,
-            lake_root=lake_root,
-            group_id="eventlake-demo",
+        admin = wait_for_broker(bs, wait_s=30)
+        for topic in (ORDERS_TOPIC, DELIVERED_TOPIC):
+            ensure_topic(admin, topic, bootstrap_servers=bs, create=True, partitions=PARTITIONS)
+        settings = settings.model_copy(
+            update={
+                "lake_root": lake_root,
+                "kafka_bootstrap_servers": bs,
+                "partitions_start": str(START.date()),
+                "holdout_days": 0.5,
+                "retrain_window_days": 1.5,
+                "definitions": "orchestration.demo_definitions",
+            }
         )
-        ensure_topic(
-            wait_for_broker(bs), TOPIC, bootstrap_servers=bs, create=True, partitions=PARTITIONS
+        instance = dg.DagsterInstance.from_config(home)
+        pipeline = _Pipeline(settings, instance)
+        world = FoodDeliveryWorld(
+            start=START,
+            orders_per_hour=40,
+            upgrade_after=int(orders * 0.4),
+            drift_after=int(orders * 0.6),
         )
-        produced = produce(bs, TOPIC, sample_events(events))
-        produce_s = time.monotonic() - t0
-        say(
-            f"[2/3] produced {produced:,} events to {TOPIC} ({PARTITIONS} partitions) "
-            f"in {produce_s:.1f} s"
-        )
-        t1 = time.monotonic()
-        summary = Ingester(opts).run(until_caught_up=True)
-        ingest_s = time.monotonic() - t1
-        say(
-            f"[3/3] ingested {summary.records:,} new records in {summary.commits} commits "
-            f"in {ingest_s:.1f} s"
-        )
+        with RegistryServer(SchemaRegistry.open(lake_root)) as registry:
+            echo(
+                f"embedded broker {bs}, schema registry {registry.url}, lake {lake_root}, "
+                f"Dagster instance {home}"
+            )
+            app = EventPublisher(bs, registry.url)
+            events = list(world.events(orders))
+            for i, (day, todays) in enumerate(_days(events)):
+                _day(pipeline, app, bs, lake_root, instance, day, todays, first=i == 0, echo=echo)
+            report.events = dict(app.sent)
+            for name in Lake(lake_root).names():
+                maintain(Lake(lake_root).table(name).table_uri, retention_hours=168)
+            echo("maintenance: compacted and checkpointed every table")
+            if live is not None:
+                _live(pipeline, app, bs, lake_root, instance, world, orders, live, echo)
+                report.events = dict(app.sent)
+        _summarize(report, lake_root)
     finally:
         if broker is not None:
             broker.stop()
-    dt = DeltaTable(table_uri(lake_root, "bronze", TOPIC))
-    t = dt.to_pyarrow_table(columns=["partition", "offset"])
-    per: dict[int, tuple[int, int, int]] = {}
-    for p in sorted(set(t.column("partition").to_pylist())):
-        offs = t.filter(pc.equal(t.column("partition"), p)).column("offset")
-        mm = pc.min_max(offs)
-        per[p] = (len(offs), mm["min"].as_py(), mm["max"].as_py())
-    return DemoResult(
-        bs, produced, t.num_rows, per, dt.version(), len(dt.file_uris()), produce_s, ingest_s
+    report.seconds = time.monotonic() - t0
+    return report
+
+
+def _ingest(bs: str, lake_root: str, instance: dg.DagsterInstance) -> dict[str, int]:
+    added = {}
+    for topic in (ORDERS_TOPIC, DELIVERED_TOPIC):
+        summary = Ingester(
+            IngestOptions(bootstrap_servers=bs, topic=topic, lake_root=lake_root, decode_avro=True),
+            on_commit=bronze_reporter(instance, topic),
+        ).run(until_caught_up=True)
+        added[topic] = summary.records
+    return added
+
+
+def _day(
+    pipeline: _Pipeline,
+    app: EventPublisher,
+    bs: str,
+    lake_root: str,
+    instance: dg.DagsterInstance,
+    day: dt.date,
+    events: list[Event],
+    *,
+    first: bool,
+    echo: Callable[[str], None],
+) -> None:
+    t0 = time.monotonic()
+    for e in events:
+        app.send(e)
+    app.flush()
+    added = _ingest(bs, lake_root, instance)
+    topo, spec = pipeline.topo, ETA
+    partitioned = [topo.silver(t) for t in topo.topics] + [topo.features(spec.feature_set)]
+    pipeline.materialize(partitioned, partition=str(day))
+    pipeline.materialize([topo.model(spec, "online"), dg.AssetKey(["dead_letters"])])
+    scored = (
+        run_scoring(
+            bootstrap_servers=bs,
+            lake_root=lake_root,
+            spec=spec,
+            topic=ORDERS_TOPIC,
+            stop=threading.Event(),
+            from_beginning=first,
+            until_caught_up=True,
+        )
+        if ModelRegistry(lake_root).names()
+        else None
     )
+    if scored is not None and scored.predictions:
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key=topo.predictions(spec),
+                metadata={"dagster/row_count_added": scored.predictions,
+                          "model_versions": str(sorted(scored.versions))},
+            )
+        )  # fmt: skip
+    retrains = []
+    for request in pipeline.drift_requests():
+        batch_and_champion = [topo.model(spec, "batch"), topo.model(spec, "champion")]
+        pipeline.materialize(batch_and_champion, reason="drift")
+        retrains.append(request.run_key)
+    if not first and not retrains:  # the nightly schedule: retrain, evaluate, promote
+        batch_and_champion = [topo.model(spec, "batch"), topo.model(spec, "champion")]
+        pipeline.materialize(batch_and_champion, reason="schedule")
+    registry = ModelRegistry(lake_root)
+    online = registry.latest(spec.name, kind="online")
+    metric = f"{online.metrics.get('MAE', float('nan')):.2f}" if online else "-"
+    champion = registry.alias(spec.name, "champion")
+    echo(
+        f"{day}: {len(events):,} events -> bronze {sum(added.values()):,}; silver, features, "
+        f"online v{online.version if online else '-'} (MAE {metric}); "
+        f"scored {scored.predictions if scored else 0}; "
+        f"{'drift -> retrained; ' if retrains else ''}champion v{champion} "
+        f"({time.monotonic() - t0:.1f} s)"
+    )
+
+
+def _live(
+    pipeline: _Pipeline,
+    app: EventPublisher,
+    bs: str,
+    lake_root: str,
+    instance: dg.DagsterInstance,
+    world: FoodDeliveryWorld,
+    first: int,
+    stop: threading.Event,
+    echo: Callable[[str], None],
+) -> None:
+    """Produce in real time (5 orders/s), ingest, learn and score until ``stop``."""
+    echo("live: producing 5 orders/s in real time; Ctrl-C stops")
+    scorer = threading.Thread(
+        target=run_scoring,
+        kwargs=dict(
+            bootstrap_servers=bs, lake_root=lake_root, spec=ETA, topic=ORDERS_TOPIC, stop=stop
+        ),
+        daemon=True,
+    )
+    scorer.start()
+    live_world = FoodDeliveryWorld(seed=11, start=dt.datetime.now(dt.UTC), orders_per_hour=18000)
+    n = first
+    while not stop.wait(10):
+        now = dt.datetime.now(dt.UTC)
+        batch = [e for e in live_world.events(50, first=n)]
+        n += 50
+        for e in batch:
+            app.send(e, timestamp=now)
+        app.flush()
+        _ingest(bs, lake_root, instance)
+        pipeline.materialize([pipeline.topo.model(ETA, "online")], reason="live")
+        echo(f"live: {n - first} orders so far")
+    scorer.join(30)
+
+
+def _summarize(report: DemoReport, lake_root: str) -> None:
+    lake = Lake(lake_root)
+    for name in lake.names():
+        info = lake.info(name)
+        report.tables.append((name, info.rows, info.version))
+    registry = SchemaRegistry.open(lake_root)
+    for subject in registry.subjects():
+        report.schema_versions[subject] = len(registry.versions(subject))
+    report.dead_letters = lake.info("dead_letters").rows if "dead_letters" in lake.names() else 0
+    models = ModelRegistry(lake_root)
+    report.models = models.versions(ETA.name).select(
+        "version", "kind", "rows", "metrics", "event_time_to"
+    )
+    report.drift = models.drift(ETA.name)
+    report.champion = models.alias(ETA.name, "champion")
+    if "predictions.eta" in lake.names():
+        report.predictions = lake.info("predictions.eta").rows
+    report.plot = metric_plot(lake_root, ETA.name)

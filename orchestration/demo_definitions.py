@@ -85,8 +85,10 @@ ORDER_ETA = FeatureSet(
 
 
 def _eta_model() -> object:
+    # Adam, not plain SGD: when v2's courier_load starts varying after a constant
+    # default, the scaler's first scaled values are huge and SGD diverges.
     return preprocessing.StandardScaler() | linear_model.LinearRegression(
-        optimizer=optim.SGD(0.01), intercept_lr=0.05
+        optimizer=optim.Adam(0.05), intercept_lr=0.1
     )
 
 

@@ -70,7 +70,7 @@ def learn_online(
         state = {"detector": spec.make_detector(), "rows": 0, "err_sum": 0.0, "err_n": 0}
     else:
         model, metric, state = prev.model, prev.state["metric"], prev.state
-    version = (prev.version if prev else 0) + 1  # the version this run will save
+    version = registry.next_version(name)  # the version this run will save
     drifts, trace = _learn(spec, name, version, model, metric, state, rows)
     state["rows"] += len(rows)
     total = state["rows"]

@@ -171,8 +171,7 @@ class ModelRegistry:
         code_version: str = "",
     ) -> ModelVersion:
         """Save a new version of ``name``; versions count up from 1."""
-        existing = self._read("versions").filter(pl.col("name") == name)
-        version = int(existing["version"].max() or 0) + 1  # type: ignore[arg-type]
+        version = self.next_version(name)
         now = dt.datetime.now(dt.UTC)
         mv = ModelVersion(
             name, version, kind, model, state or {}, metrics or {}, params or {},
@@ -202,6 +201,11 @@ class ModelRegistry:
             ],
         )
         return mv
+
+    def next_version(self, name: str) -> int:
+        """The number the next :meth:`register` of ``name`` will get."""
+        existing = self._read("versions").filter(pl.col("name") == name)
+        return int(existing["version"].max() or 0) + 1  # type: ignore[arg-type]
 
     def versions(self, name: str | None = None) -> pl.DataFrame:
         """Versions (without artifacts), newest last; of ``name`` if given."""
