@@ -133,8 +133,17 @@ def ingest(
         logging.getLogger(__name__).info(
             "metrics at http://%s:%d/metrics", settings.metrics_host, settings.metrics_port
         )
+    on_commit = None
+    if os.environ.get("DAGSTER_HOME"):  # report each bronze commit to that Dagster instance
+        import dagster as dg
+
+        from orchestration.dagster_report import bronze_reporter
+
+        on_commit = bronze_reporter(dg.DagsterInstance.get(), topic)
     with stop_on_signals() as stop:
-        summary = Ingester(options, metrics=metrics).run(until_caught_up=until_caught_up, stop=stop)
+        summary = Ingester(options, metrics=metrics, on_commit=on_commit).run(
+            until_caught_up=until_caught_up, stop=stop
+        )
     busy_rate = summary.records / summary.busy_s if summary.busy_s else 0.0
     click.echo(
         f"ingested {summary.records} records from {topic} in {summary.commits} commits; "
