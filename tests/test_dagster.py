@@ -160,7 +160,7 @@ def test_assets_materialize_and_a_backfill_equals_the_stream(fed):
     models = _materialize(
         settings,
         instance,
-        [ETA_KEY("online"), ETA_KEY("batch"), ETA_KEY("champion"), dg.AssetKey(["dead_letters"])],
+        [_eta("online"), _eta("batch"), _eta("champion"), dg.AssetKey(["dead_letters"])],
     )
     assert models.success
     online = models.asset_materializations_for_node("models__eta__online")[0].metadata
@@ -173,7 +173,7 @@ def test_assets_materialize_and_a_backfill_equals_the_stream(fed):
     assert ModelRegistry(lake).alias("eta", "champion") == champion["champion"].value
 
 
-def ETA_KEY(part: str) -> dg.AssetKey:  # noqa: N802 - reads like a constant
+def _eta(part: str) -> dg.AssetKey:
     return Topology.model(ETA, part)
 
 
