@@ -221,9 +221,8 @@ def ui(root: str, port: int, host: str) -> None:
     dg_bin = shutil.which("dg", path=os.path.dirname(sys.executable)) or "dg"
     project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     click.echo(f"Dagster UI at http://{host}:{port} (lake {env['EVENTLAKE_LAKE_ROOT']})")
-    os.execvpe(
-        dg_bin, [dg_bin, "dev", "--host", host, "--port", str(port)], {**env, "PWD": project}
-    )
+    os.chdir(project)  # dg finds the project by its pyproject.toml
+    os.execvpe(dg_bin, [dg_bin, "dev", "--host", host, "--port", str(port)], env)
 
 
 @cli.group("dead-letters")
