@@ -301,3 +301,38 @@ def test_dg_dev_serves_the_graph_and_runs_a_partition_backfill(fed):
             proc.wait(10)
         log.close()
     assert proc.returncode is not None
+
+
+def test_operator_jobs_run_with_typed_config(fed):
+    lake, instance, settings, _ = fed
+    defs = build_definitions(settings)
+    before = _silver(lake, "order_placed-value")
+    replay = defs.resolve_job_def("replay_job").execute_in_process(
+        run_config={
+            **QUIET,
+            "ops": {
+                "replay_silver_op": {
+                    "config": {"subject": "order_placed-value", "start": DAY1, "end": DAY2}
+                }
+            },
+        },
+        instance=instance,
+    )
+    assert replay.success and _silver(lake, "order_placed-value").equals(before)
+    maintenance = defs.resolve_job_def("maintenance_job").execute_in_process(
+        run_config={**QUIET, "ops": {"maintain_op": {"config": {"vacuum": False}}}},
+        instance=instance,
+    )
+    assert maintenance.success
+    assert len(DeltaTable(f"{lake}/bronze/{ORDERS_TOPIC}").file_uris()) <= 2  # one per day
+    erase = defs.resolve_job_def("erase_job").execute_in_process(
+        run_config={**QUIET, "ops": {"erase_op": {"config": {"where": "order_id = 3"}}}},
+        instance=instance,
+    )
+    assert erase.success
+    assert _silver(lake, "order_placed-value").filter(pl.col("order_id") == 3).is_empty()
+    with pytest.raises(dg.DagsterInvalidConfigError, match="subject"):
+        defs.resolve_job_def("replay_job").execute_in_process(
+            run_config={"ops": {"replay_silver_op": {"config": {"start": DAY1, "end": DAY2}}}},
+            instance=instance,
+        )

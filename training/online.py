@@ -23,7 +23,7 @@ from typing import Any
 
 from lake.catalog import Lake
 from training.registry import ModelRegistry, ModelVersion, merge_offsets
-from training.rows import Rows, labeled_rows
+from training.rows import Rows, labeled_rows, table_versions
 from training.specs import ModelSpec
 
 __all__ = ["OnlineRun", "learn_online", "replay_online"]
@@ -87,6 +87,7 @@ def learn_online(
             "event_time": spec.feature_set.event_time,
             "source": spec.feature_set.source,
             "features_table_version": rows.table_version,
+            "tables": table_versions(lake, spec),
             "rows_this_version": len(rows),
         },
         lineage_offsets=merge_offsets(prev.lineage_offsets if prev else {}, rows.offsets()),

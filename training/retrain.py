@@ -15,7 +15,7 @@ import time
 from lake.catalog import Lake
 from training.errors import NothingToLearn
 from training.registry import ModelRegistry, ModelVersion
-from training.rows import labeled_rows, predict, score
+from training.rows import labeled_rows, predict, score, table_versions
 from training.specs import ModelSpec
 
 __all__ = ["holdout_start", "retrain"]
@@ -80,6 +80,7 @@ def retrain(
             "event_time": spec.feature_set.event_time,
             "source": spec.feature_set.source,
             "features_table_version": train.table_version,
+            "tables": table_versions(lake, spec),
             "holdout_from": split.isoformat(),
         },
         lineage_offsets=train.offsets(),

@@ -9,11 +9,12 @@ from typing import Any
 import polars as pl
 
 from features.compute import LABEL_LINEAGE, SOURCE_LINEAGE
+from features.definition import Label
 from lake.catalog import Lake, TableNotInLake
 from training.registry import Offsets
 from training.specs import ModelSpec
 
-__all__ = ["Rows", "labeled_rows", "predict", "score"]
+__all__ = ["Rows", "labeled_rows", "predict", "score", "table_versions"]
 
 
 @dataclass
@@ -114,3 +115,22 @@ def score(model: Any, spec: ModelSpec, rows: Rows) -> float:
     for x, y in zip(rows.x, rows.y, strict=True):
         metric.update(y, predict(model, metric, x))
     return float(metric.get())
+
+
+def table_versions(lake: Lake, spec: ModelSpec) -> dict[str, int]:
+    """The Delta version of every table the spec's rows come from, as of now.
+
+    Recorded in a model version's lineage: the features table, its source and
+    the label's table.
+    """
+    fs = spec.feature_set
+    names = [f"features.{fs.name}", fs.source]
+    if isinstance(fs.label, Label):
+        names.append(fs.label.table)
+    out = {}
+    for name in names:
+        try:
+            out[name] = lake.table(name).version()
+        except TableNotInLake:
+            continue
+    return out
