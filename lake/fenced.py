@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from lake.errors import OffsetConflict
@@ -72,6 +72,7 @@ def fenced_append(
     schema_mode: Literal["merge"] | None = None,
     storage_options: Mapping[str, str] | None = None,
     custom_metadata: Mapping[str, str] | None = None,
+    writer_properties: WriterProperties | None = None,
     label: str = "",
 ) -> AppendResult:
     """Append ``rows`` to ``table`` at most once per (partition, offset).
@@ -111,6 +112,7 @@ def fenced_append(
                 partition_by=list(partition_by) if partition_by else None,
                 schema_mode=schema_mode,
                 storage_options=dict(storage_options) if storage_options else None,
+                writer_properties=writer_properties or WriterProperties(),
                 commit_properties=CommitProperties(
                     app_transactions=txns, custom_metadata=dict(custom_metadata or {})
                 ),

@@ -316,5 +316,23 @@ for command in (
 
 
 def main() -> None:
-    """Entry point of the ``eventlake`` console script."""
-    cli(prog_name="eventlake")
+    """Entry point of the ``eventlake`` console script.
+
+    Leaves with ``os._exit`` once the command is done and its output flushed:
+    the native thread pools of pyarrow, delta-rs and Polars can race at
+    interpreter shutdown and abort an already finished command with
+    "terminate called without an active exception" (delta-io/delta-rs#2184,
+    apache/arrow#34314, pola-rs/polars#24169); we saw it once in CI.
+    """
+    code: int = 0
+    try:
+        cli(prog_name="eventlake")
+    except SystemExit as e:
+        if isinstance(e.code, str):
+            click.echo(e.code, err=True)
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
