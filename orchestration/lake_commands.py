@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import click
-import polars as pl
 
-from lake.catalog import Lake
+if TYPE_CHECKING:
+    from lake.catalog import Lake
 from orchestration.cli_common import friendly_errors, settings_of, storage_options
 
 __all__ = ["erase", "maintain", "sql", "tables"]
 
 
 def _lake(ctx: click.Context) -> Lake:
+    from lake.catalog import Lake
+
     settings = settings_of(ctx)
     return Lake(settings.lake_root, storage_options=storage_options(settings))
 
@@ -73,6 +76,8 @@ def sql(ctx: click.Context, query: str, as_of: str | None, output: str | None, l
 
     Names with '-' need double quotes: SELECT count(*) FROM "silver.orders-value".
     """
+    import polars as pl
+
     try:
         result = _lake(ctx).sql(query, as_of=as_of)
     except (pl.exceptions.PolarsError, ValueError) as e:

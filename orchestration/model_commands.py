@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import TYPE_CHECKING
 
 import click
-import polars as pl
 
 from orchestration.cli_common import friendly_errors, settings_of, storage_options
 from orchestration.settings import Settings
-from orchestration.spec_loader import load_model
-from training.specs import ModelSpec
+
+if TYPE_CHECKING:  # heavy (River): imported by the commands that need it
+    from training.specs import ModelSpec
 
 __all__ = ["evaluate_cmd", "features", "learn", "lineage", "models", "retrain_cmd", "score"]
 
 
 def _spec(ctx: click.Context, name: str) -> tuple[Settings, ModelSpec]:
+    from orchestration.spec_loader import load_model
+
     settings = settings_of(ctx)
     return settings, load_model(settings.definitions, name)
 
@@ -236,6 +239,8 @@ def score(
 @friendly_errors
 def lineage(ctx: click.Context, name: str, topic: str, partition: int, offset: int) -> None:
     """Which model version scored a record, and which records trained that version."""
+    import polars as pl
+
     from training.lineage import explain
 
     settings = settings_of(ctx)
