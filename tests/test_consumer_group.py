@@ -24,7 +24,8 @@ def test_two_ingesters_split_partitions_and_survive_a_kill(
     broker, make_topic, lake_root, processes
 ):
     topic = make_topic(4)
-    expected = produce_known(broker.bootstrap_servers, topic, 4, 25_000, seed=3)
+    # Enough that A (500-record commits) is mid-way when it is killed, even on a busy machine.
+    expected = produce_known(broker.bootstrap_servers, topic, 4, 50_000, seed=3)
     env = ingest_env(broker, lake_root, batch_max_records=500)
     args = ["ingest", "--topic", topic, "--until-caught-up", "--group", "g-split"]
     a = processes.start(args, env, "a")
@@ -44,7 +45,7 @@ def test_two_ingesters_split_partitions_and_survive_a_kill(
     a.wait(10)
     assert split_a and split_b, "both ingesters owned partitions before the kill"
     committed = BronzeTable.open(lake_root, topic).committed(sorted(split_a))
-    unfinished = {p for p, c in committed.items() if c is None or c < 24_999}
+    unfinished = {p for p, c in committed.items() if c is None or c < 49_999}
     assert unfinished, "A was killed with work left"
     assert b.wait(120) == 0, processes.log("b")
     # B took over what A left unfinished, resuming from the lake's offsets.
