@@ -35,12 +35,25 @@ from lake import table_uri
 from lake.catalog import Lake
 from lake.silver import SilverTable
 
-__all__ = ["RebuildSummary", "rebuild_silver"]
+__all__ = ["RebuildSummary", "existing_bronze", "rebuild_silver"]
 
 log = logging.getLogger(__name__)
 
 _SILVER_ORDER = [("_kafka_partition", "ascending"), ("_kafka_offset", "ascending")]
 _DEAD_ORDER = [("partition", "ascending"), ("offset", "ascending")]
+
+
+def existing_bronze(
+    lake_root: str, topic: str, storage_options: dict[str, str] | None
+) -> DeltaTable:
+    """``bronze/<topic>``, which a replay reads; :class:`ReplayError` if there is none."""
+    try:
+        return DeltaTable(table_uri(lake_root, "bronze", topic), storage_options=storage_options)
+    except TableNotFoundError:
+        raise ReplayError(
+            f"no bronze table for topic {topic!r} under {lake_root}; "
+            "`eventlake tables` lists what the lake holds"
+        ) from None
 
 
 @dataclass
@@ -90,13 +103,7 @@ def rebuild_silver(
     ingest.errors.ReplayError: no bronze table for topic 'orders' under ...
     """
     t0 = time.monotonic()
-    try:
-        bronze = DeltaTable(table_uri(lake_root, "bronze", topic), storage_options=storage_options)
-    except TableNotFoundError:
-        raise ReplayError(
-            f"no bronze table for topic {topic!r} under {lake_root}; "
-            "`eventlake tables` lists what the lake holds"
-        ) from None
+    bronze = existing_bronze(lake_root, topic, storage_options)
     writer = SilverWriter(
         lake_root,
         topic,

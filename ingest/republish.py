@@ -27,12 +27,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from confluent_kafka import Consumer, Producer, TopicPartition
-from deltalake import DeltaTable
-from deltalake.exceptions import TableNotFoundError
 
 from ingest.errors import ReplayError
 from ingest.kafka import ensure_topic, wait_for_broker
-from lake import table_uri
+from ingest.rebuild import existing_bronze
 
 __all__ = ["RepublishSummary", "republish"]
 
@@ -82,13 +80,7 @@ def republish(
     ingest.errors.ReplayError: no bronze table for topic 'orders' under ...
     """
     t0 = time.monotonic()
-    try:
-        bronze = DeltaTable(table_uri(lake_root, "bronze", topic), storage_options=storage_options)
-    except TableNotFoundError:
-        raise ReplayError(
-            f"no bronze table for topic {topic!r} under {lake_root}; "
-            "`eventlake tables` lists what the lake holds"
-        ) from None
+    bronze = existing_bronze(lake_root, topic, storage_options)
     target = to_topic or topic
     dataset = bronze.to_pyarrow_dataset()
     scope = _filter(from_offset, to_offset, from_time, to_time)

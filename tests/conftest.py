@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 from deltalake import DeltaTable
 
-from ingest import EmbeddedBroker
+from ingest import EmbeddedBroker, Ingester, IngestOptions
 
 CLI = [sys.executable, "-m", "orchestration"]
 
@@ -103,3 +103,18 @@ def bronze_version(lake_root: str, topic: str) -> int:
         return DeltaTable(f"{lake_root}/bronze/{topic}").version()
     except Exception:
         return -1
+
+
+def ingest_until_caught_up(
+    broker: EmbeddedBroker, topic: str, lake_root: str, *, decode: bool = True, **options: object
+) -> None:
+    """Ingest ``topic`` in this process until caught up (decoding Avro into silver)."""
+    Ingester(
+        IngestOptions(
+            bootstrap_servers=broker.bootstrap_servers,
+            topic=topic,
+            lake_root=lake_root,
+            decode_avro=decode,
+            **options,  # type: ignore[arg-type]
+        )
+    ).run(until_caught_up=True)

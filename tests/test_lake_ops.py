@@ -22,7 +22,7 @@ from lake.catalog import Lake, TableNotInLake
 from lake.coverage import decode_coverage
 from lake.erasure import erase
 from lake.maintenance import maintain
-from tests.conftest import CLI, bronze, ingest_env
+from tests.conftest import CLI, bronze, ingest_env, ingest_until_caught_up
 from tests.kafka_data import assert_exactly_once, produce_known
 
 USER = json.dumps(
@@ -50,14 +50,7 @@ def clicks(broker, make_topic, lake_root):
         ]
     records.append(Record(b"7", b"not avro", None, 0))  # a dead letter of user 7
     produce(broker.bootstrap_servers, topic, records)
-    Ingester(
-        IngestOptions(
-            bootstrap_servers=broker.bootstrap_servers,
-            topic=topic,
-            lake_root=lake_root,
-            decode_avro=True,
-        )
-    ).run(until_caught_up=True)
+    ingest_until_caught_up(broker, topic, lake_root)
     return topic
 
 

@@ -12,9 +12,10 @@ from river import datasets, evaluate, linear_model, metrics, preprocessing
 
 from features.compute import update_features
 from features.definition import FeatureSet
-from ingest import Ingester, IngestOptions, Record, produce
+from ingest import Record, produce
 from ingest.registry_server import RegistryServer
 from lake import SchemaRegistry
+from tests.conftest import ingest_until_caught_up
 from training.online import learn_online
 from training.specs import ModelSpec
 
@@ -47,14 +48,7 @@ def test_progressive_accuracy_equals_river_progressive_val_score(broker, make_to
             for i, (x, y) in enumerate(rows)
         ]
     produce(broker.bootstrap_servers, topic, records)
-    Ingester(
-        IngestOptions(
-            bootstrap_servers=broker.bootstrap_servers,
-            topic=topic,
-            lake_root=lake_root,
-            decode_avro=True,
-        )
-    ).run(until_caught_up=True)
+    ingest_until_caught_up(broker, topic, lake_root)
     fs = FeatureSet(
         name="phishing",
         source=f"silver.{topic}-value",

@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from deltalake import DeltaTable
 
-from ingest import Ingester, IngestOptions, Record, ReplayError, produce
+from ingest import Record, ReplayError, produce
 from ingest.rebuild import rebuild_silver
 from ingest.registry_server import RegistryServer
 from ingest.schema_resolver import SchemaResolver
@@ -19,8 +19,8 @@ from lake import SchemaRegistry
 from lake.coverage import decode_coverage
 from lake.dead_letters import DeadLetters
 from lake.silver import SilverTable
-from tests.conftest import CLI, ingest_env
-from tests.test_schema_evolution import V1, V2, V3, _ingest, _serialize
+from tests.conftest import CLI, ingest_env, ingest_until_caught_up
+from tests.test_schema_evolution import V1, V2, V3, _serialize
 
 DAY1 = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
 DAY2 = DAY1 + dt.timedelta(days=1)
@@ -61,7 +61,7 @@ def streamed(broker, make_topic, lake_root):
     records.insert(10, Record(b"k", None, None, 0, _ms(DAY1, 99)))  # tombstone
     records.insert(90, Record(None, b"garbage", None, 1, _ms(DAY2, 99)))  # not framed
     produce(broker.bootstrap_servers, topic, records)
-    _ingest(broker, topic, lake_root)
+    ingest_until_caught_up(broker, topic, lake_root)
     return topic, registry
 
 
@@ -145,8 +145,6 @@ def test_a_rebuild_with_a_reader_schema_version(streamed, lake_root):
 def test_a_topic_never_decoded_says_how_to_decode_it(broker, make_topic, lake_root):
     topic = make_topic(1)
     produce(broker.bootstrap_servers, topic, [Record(None, b"x", None, 0)])
-    Ingester(
-        IngestOptions(bootstrap_servers=broker.bootstrap_servers, topic=topic, lake_root=lake_root)
-    ).run(until_caught_up=True)
+    ingest_until_caught_up(broker, topic, lake_root, decode=False)
     with pytest.raises(ReplayError, match=r"--decode --until-caught-up"):
         rebuild_silver(lake_root, topic, SchemaResolver(SchemaRegistry.open(lake_root)))

@@ -17,7 +17,7 @@ from lake import SchemaRegistry
 from lake.coverage import decode_coverage
 from lake.dead_letters import DeadLetters
 from lake.silver import SilverTable
-from tests.conftest import CLI, ingest_env
+from tests.conftest import CLI, ingest_env, ingest_until_caught_up
 
 
 def schema(*fields: dict) -> str:
@@ -46,18 +46,6 @@ V3 = schema(
 )
 
 
-def _ingest(broker, topic: str, lake_root: str, **kw) -> None:
-    Ingester(
-        IngestOptions(
-            bootstrap_servers=broker.bootstrap_servers,
-            topic=topic,
-            lake_root=lake_root,
-            decode_avro=True,
-            **kw,
-        )
-    ).run(until_caught_up=True)
-
-
 def _serialize(client: SchemaRegistryClient, text: str, topic: str, records: list[dict]):
     ser = AvroSerializer(client, text)
     ctx = SerializationContext(topic, MessageField.VALUE)
@@ -82,7 +70,7 @@ def test_v1_v2_v3_history_lands_in_one_silver_table(broker, make_topic, lake_roo
                 ],
             ),
         )
-        _ingest(broker, topic, lake_root)
+        ingest_until_caught_up(broker, topic, lake_root)
         first_files = set(DeltaTable(f"{lake_root}/silver/{subject}").file_uris())
         produce(
             broker.bootstrap_servers,
@@ -96,7 +84,7 @@ def test_v1_v2_v3_history_lands_in_one_silver_table(broker, make_topic, lake_roo
             topic,
             _serialize(client, V3, topic, [{"order_id": 4, "kind": "DRONE", "tip": 1.25}]),
         )
-        _ingest(broker, topic, lake_root)
+        ingest_until_caught_up(broker, topic, lake_root)
     silver = SilverTable(lake_root, subject).read()
     assert set(silver.column_names) == {
         "order_id",
@@ -168,7 +156,7 @@ def test_a_new_field_gets_its_default_when_old_data_is_decoded_after_the_upgrade
             _serialize(client, V1, topic, [{"order_id": 7, "kind": "PICKUP", "coupon": None}]),
         )
         client.register_schema(f"{topic}-value", Schema(V2, "AVRO"))
-        _ingest(broker, topic, lake_root)
+        ingest_until_caught_up(broker, topic, lake_root)
     row = SilverTable(lake_root, f"{topic}-value").read().to_pylist()[0]
     assert (row["order_id"], row["tip"], row["_schema_version"]) == (7, 0.5, 1)
 
@@ -203,7 +191,7 @@ def test_every_kind_of_bad_record_goes_to_dead_letters_and_reprocess_moves_them(
         Record(None, good, partition=0),  # 7 ok
     ]
     produce(broker.bootstrap_servers, topic, bad)
-    _ingest(broker, topic, lake_root)
+    ingest_until_caught_up(broker, topic, lake_root)
     dead = DeadLetters.open(lake_root).read(topic)
     assert list(
         zip(dead.column("offset").to_pylist(), dead.column("error_kind").to_pylist(), strict=True)
@@ -275,13 +263,13 @@ def test_a_crash_between_bronze_and_silver_is_repaired_at_restart(broker, make_t
         IngestOptions(bootstrap_servers=broker.bootstrap_servers, topic=topic, lake_root=lake_root)
     ).run(until_caught_up=True)
     assert decode_coverage(lake_root, topic)[0].missing == list(range(20))
-    _ingest(broker, topic, lake_root)  # nothing new in Kafka; the restart repairs
+    ingest_until_caught_up(broker, topic, lake_root)  # nothing new in Kafka; the restart repairs
     cov = decode_coverage(lake_root, topic)
     assert [(c.partition, c.bronze, c.silver, c.ok) for c in cov] == [
         (0, 20, 20, True),
         (1, 20, 20, True),
     ]
-    _ingest(broker, topic, lake_root)  # and a second restart adds nothing
+    ingest_until_caught_up(broker, topic, lake_root)  # and a second restart adds nothing
     assert sum(c.silver for c in decode_coverage(lake_root, topic)) == 40
 
 
@@ -358,7 +346,7 @@ def test_record_name_strategy_names_silver_after_the_record(broker, make_topic, 
                 for i in range(3)
             ],
         )
-    _ingest(broker, topic, lake_root, subject_strategy="record")
+    ingest_until_caught_up(broker, topic, lake_root, subject_strategy="record")
     rows = SilverTable(lake_root, "shop.OrderPlaced").read()
     assert rows.column("order_id").to_pylist() == [0, 1, 2]
     assert rows.column("_schema_version").to_pylist() == [1, 1, 1]

@@ -16,10 +16,11 @@ from river import linear_model, metrics, preprocessing
 
 from features.compute import update_features
 from features.definition import FeatureSet, prior_count
-from ingest import Ingester, IngestOptions, Record, produce
+from ingest import Record, produce
 from ingest.registry_server import RegistryServer
 from lake import SchemaRegistry
 from orchestration.scoring_service import run_scoring
+from tests.conftest import ingest_until_caught_up
 from training.errors import ModelNotFound
 from training.evaluation import evaluate
 from training.lineage import explain
@@ -82,24 +83,13 @@ def _orders(server_url: str, topic: str, ids: range) -> list[Record]:
     ]
 
 
-def _ingest(broker, topic: str, lake_root: str) -> None:
-    Ingester(
-        IngestOptions(
-            bootstrap_servers=broker.bootstrap_servers,
-            topic=topic,
-            lake_root=lake_root,
-            decode_avro=True,
-        )
-    ).run(until_caught_up=True)
-
-
 def test_score_with_the_champion_switch_live_and_explain(broker, make_topic, lake_root):
     topic = make_topic(2)
     spec = _spec(topic)
     registry = ModelRegistry(lake_root)
     with RegistryServer(SchemaRegistry.open(lake_root)) as server:
         produce(broker.bootstrap_servers, topic, _orders(server.url, topic, range(0, 400)))
-        _ingest(broker, topic, lake_root)
+        ingest_until_caught_up(broker, topic, lake_root)
         update_features(lake_root, spec.feature_set)
         v1 = learn_online(lake_root, spec).version
         assert evaluate(lake_root, spec, v1.version).promoted
@@ -128,7 +118,7 @@ def test_score_with_the_champion_switch_live_and_explain(broker, make_topic, lak
         while _count(lake_root, preds_uri) < 500:
             assert time.monotonic() < deadline, "the live scorer did not score 100 events"
             time.sleep(0.2)
-        _ingest(broker, topic, lake_root)
+        ingest_until_caught_up(broker, topic, lake_root)
         update_features(lake_root, spec.feature_set)
         v2 = learn_online(lake_root, spec).version
         registry.set_alias(spec.name, "champion", v2.version, reason="test")
@@ -158,7 +148,7 @@ def test_score_with_the_champion_switch_live_and_explain(broker, make_topic, lak
     assert e.trained_on == {topic: {"0": [0, 199], "1": [0, 199]}}
     assert e.training_rows.collect().height == 400
 
-    _ingest(broker, topic, lake_root)
+    ingest_until_caught_up(broker, topic, lake_root)
     update_features(lake_root, spec.feature_set)  # the labels of events 500..559 land
     live = live_metrics(lake_root, spec)
     assert live["model_version"].to_list() == [1, 2]
