@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +9,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
+from lake.catalog import Lake
 from lake.names import table_uri, validate_name
 
 __all__ = ["PartitionCoverage", "decode_coverage"]
@@ -71,8 +71,8 @@ def decode_coverage(
     )
     down: dict[int, list[np.ndarray]] = {}
     silver_counts: dict[int, int] = {}
-    silver_root = f"{root.rstrip('/')}/silver"
-    subjects = sorted(os.listdir(silver_root)) if os.path.isdir(silver_root) else []
+    names = Lake(root, storage_options=storage_options).names()
+    subjects = [n.split(".", 1)[1] for n in names if n.startswith("silver.")]
     for subject in subjects:
         for p, o in _offsets(
             table_uri(root, "silver", subject),
