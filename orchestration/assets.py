@@ -14,6 +14,7 @@
   ``models/<m>/live_metrics``.
 """
 
+import base64
 import datetime as dt
 import warnings
 from typing import Any
@@ -268,12 +269,17 @@ def _model_assets(topo: Topology, spec: ModelSpec) -> list[dg.AssetsDefinition]:
             "drift_detections": len(run.drifts),
         }
         if mv is not None:
+            png = metric_plot(lake.lake_root, spec.name, so)
+            with open(png, "rb") as f:
+                inline = base64.b64encode(f.read()).decode()
             meta |= {
                 "version": mv.version,
                 metric: float(mv.metrics.get(metric, float("nan"))),
                 "event_time_to": str(mv.event_time_to),
-                "metric_over_event_time": dg.MetadataValue.path(
-                    metric_plot(lake.lake_root, spec.name, so)
+                "plot_file": dg.MetadataValue.path(png),
+                # The UI renders markdown images, data URIs included: the plot inline.
+                "metric_over_event_time": dg.MetadataValue.md(
+                    f"![{metric} over event time](data:image/png;base64,{inline})"
                 ),
             }
         return dg.MaterializeResult(metadata=meta)

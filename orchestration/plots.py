@@ -42,7 +42,7 @@ def metric_plot(root: str, name: str, storage_options: dict[str, str] | None = N
     lake = Lake(root, storage_options=storage_options)
     trace = registry.trace(name)
     versions = registry.versions(name)
-    fig, ax = plt.subplots(figsize=(11, 4.8), dpi=110)
+    fig, ax = plt.subplots(figsize=(11, 4.8), dpi=90)
     online = trace.filter(pl.col("kind") == "online")
     metric = online["metric"][0] if online.height else "error"
     if online.height:

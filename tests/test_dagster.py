@@ -166,7 +166,10 @@ def test_assets_materialize_and_a_backfill_equals_the_stream(fed):
     online = models.asset_materializations_for_node("models__eta__online")[0].metadata
     assert online["version"].value in (1, 2)  # batch and online may run in either order
     assert online["rows_learned"].value > 400
-    assert online["MAE"].value < 10 and online["metric_over_event_time"].value.endswith(".png")
+    assert online["MAE"].value < 10 and online["plot_file"].value.endswith(".png")
+    assert online["metric_over_event_time"].value.startswith(
+        "![MAE over event time](data:image/png"
+    )
     champion = models.asset_materializations_for_node("models__eta__champion")[0].metadata
     assert champion["champion"].value in (1, 2)
     assert all(e.passed for e in models.get_asset_check_evaluations())
