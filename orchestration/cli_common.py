@@ -11,7 +11,7 @@ import click
 
 from ingest import IngestError
 from lake import LakeError
-from orchestration.errors import OrchestrationError
+from orchestration.errors import ConfigError, OrchestrationError
 from orchestration.settings import Settings, load_settings
 from training.errors import TrainingError
 
@@ -27,8 +27,11 @@ def friendly_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except OrchestrationError as e:
+        except ConfigError as e:
             click.echo(f"eventlake: configuration error: {e}", err=True)
+            sys.exit(2)
+        except OrchestrationError as e:
+            click.echo(f"eventlake: error: {e}", err=True)
             sys.exit(2)
         except (IngestError, LakeError, TrainingError) as e:
             click.echo(f"eventlake: error: {e}", err=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,11 +39,13 @@ from orchestration.automation import build_automation
 from orchestration.checks import build_checks
 from orchestration.dagster_report import bronze_reporter
 from orchestration.demo_definitions import DELIVERED_TOPIC, ETA, ORDERS_TOPIC
+from orchestration.errors import DemoError
 from orchestration.lake_resource import LakeResource
 from orchestration.plots import metric_plot
 from orchestration.scoring_service import run_scoring
 from orchestration.settings import Settings
 from orchestration.simulation import Event, EventPublisher, FoodDeliveryWorld
+from training.errors import NothingToLearn
 from training.registry import ModelRegistry
 
 __all__ = ["DemoReport", "run_demo"]
@@ -130,6 +133,7 @@ def run_demo(
     """
     bootstrap_servers = settings.kafka_bootstrap_servers
     t0 = time.monotonic()
+    _fresh_root(root, echo)
     lake_root = os.path.abspath(os.path.join(root, "lake"))
     home = os.path.abspath(os.path.join(root, "dagster"))
     os.makedirs(home, exist_ok=True)
@@ -181,6 +185,26 @@ def run_demo(
             broker.stop()
     report.seconds = time.monotonic() - t0
     return report
+
+
+_MARKER = ".eventlake-demo"
+
+
+def _fresh_root(root: str, echo: Callable[[str], None]) -> None:
+    """Start from an empty ``root``: a previous demo's folder is replaced (its broker and
+    topics are gone with it), anything else is refused."""
+    marker = os.path.join(root, _MARKER)
+    if os.path.exists(marker):
+        echo(f"replacing the previous demo in {root}")
+        for sub in ("lake", "dagster"):
+            shutil.rmtree(os.path.join(root, sub), ignore_errors=True)
+    elif os.path.isdir(root) and os.listdir(root):
+        raise DemoError(
+            f"{root} is not empty and was not made by `eventlake demo`; "
+            "pass --root with a new or empty folder"
+        )
+    os.makedirs(root, exist_ok=True)
+    open(marker, "w").close()
 
 
 def _ingest(bs: str, lake_root: str, instance: dg.DagsterInstance) -> dict[str, int]:
@@ -237,13 +261,16 @@ def _day(
             )
         )  # fmt: skip
     retrains = []
-    for request in pipeline.drift_requests():
-        batch_and_champion = [topo.model(spec, "batch"), topo.model(spec, "champion")]
-        pipeline.materialize(batch_and_champion, reason="drift")
-        retrains.append(request.run_key)
-    if not first and not retrains:  # the nightly schedule: retrain, evaluate, promote
-        batch_and_champion = [topo.model(spec, "batch"), topo.model(spec, "champion")]
-        pipeline.materialize(batch_and_champion, reason="schedule")
+    batch_and_champion = [topo.model(spec, "batch"), topo.model(spec, "champion")]
+    try:
+        for request in pipeline.drift_requests():
+            if not first:  # the first day has no history before its holdout yet
+                pipeline.materialize(batch_and_champion, reason="drift")
+                retrains.append(request.run_key)
+        if not first and not retrains:  # the nightly schedule: retrain, evaluate, promote
+            pipeline.materialize(batch_and_champion, reason="schedule")
+    except NothingToLearn as e:
+        echo(f"{day}: no batch retrain yet ({e})")
     registry = ModelRegistry(lake_root)
     online = registry.latest(spec.name, kind="online")
     metric = f"{online.metrics.get('MAE', float('nan')):.2f}" if online else "-"

@@ -1,12 +1,13 @@
 """Errors raised by the orchestration layer.
 
 OrchestrationError
-└── ConfigError      a setting is unknown or invalid; names the key
+├── ConfigError      a setting is unknown or invalid; names the key
+└── DemoError        the demo cannot run as asked
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "OrchestrationError"]
+__all__ = ["ConfigError", "DemoError", "OrchestrationError"]
 
 
 class OrchestrationError(Exception):
@@ -20,3 +21,7 @@ class ConfigError(OrchestrationError):
         self.key = key
         self.problem = problem
         super().__init__(f"setting {key}: {problem}")
+
+
+class DemoError(OrchestrationError):
+    """Raised when ``eventlake demo`` cannot run as asked; says what to change."""

@@ -47,3 +47,16 @@ def test_the_demo_runs_the_whole_pipeline_and_leaves_it_for_the_ui(tmp_path):
         assert event is not None, key
     runs = instance.get_runs()
     assert runs and all(r.is_success for r in runs)
+
+
+def test_the_demo_replaces_its_own_folder_and_refuses_a_foreign_one(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTLAKE_")}
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    out = subprocess.run(
+        [*CLI, "demo", "--root", str(foreign)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 2
+    assert "is not empty and was not made by `eventlake demo`" in out.stderr
+    assert (foreign / "notes.txt").read_text() == "keep me"
