@@ -22,7 +22,10 @@ def stop_on_signals() -> Iterator[threading.Event]:
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def handler(signum: int, _frame: object) -> None:
-        stop.set()
+        # Not stop.set() here: the handler runs on the main thread, which may be
+        # inside stop.wait() holding the event's lock; a second signal then
+        # deadlocks it (seen with Ctrl-C and SIGTERM together). Another thread sets it.
+        threading.Thread(target=stop.set, name="stop-signal", daemon=True).start()
 
     for s in previous:
         signal.signal(s, handler)
