@@ -22,6 +22,7 @@ import polars as pl
 
 from lake.catalog import Lake, TableNotInLake
 from training.registry import ModelRegistry
+from training.scoring import labeled_predictions
 
 __all__ = ["metric_plot"]
 
@@ -107,20 +108,14 @@ def metric_plot(root: str, name: str, storage_options: dict[str, str] | None = N
 
 
 def _served_error(lake: Lake, name: str) -> pl.DataFrame | None:
+    """Mean absolute error of the served predictions per hour of event time."""
     versions = ModelRegistry(lake.root, storage_options=lake.storage_options).versions(name)
     if versions.is_empty():
         return None
     feature_set = json.loads(versions["lineage"][-1]).get("feature_set")
-    try:
-        preds = lake.scan(f"predictions.{name}")
-        labels = lake.scan(f"features.{feature_set}").filter(pl.col("label").is_not_null())
-    except TableNotInLake:
+    joined = labeled_predictions(lake, name, feature_set)
+    if joined is None:
         return None
-    joined = preds.join(
-        labels.select("_kafka_topic", "_kafka_partition", "_kafka_offset", "label"),
-        left_on=["input_topic", "input_partition", "input_offset"],
-        right_on=["_kafka_topic", "_kafka_partition", "_kafka_offset"],
-    )
     return (
         joined.with_columns(
             pl.col("event_time").dt.truncate("1h").alias("hour"),

@@ -32,7 +32,13 @@ from training.errors import ModelNotFound
 from training.registry import ModelRegistry, ModelVersion
 from training.specs import ModelSpec
 
-__all__ = ["PREDICTION_SCHEMA", "Scorer", "live_metrics", "prediction_app_id"]
+__all__ = [
+    "PREDICTION_SCHEMA",
+    "Scorer",
+    "labeled_predictions",
+    "live_metrics",
+    "prediction_app_id",
+]
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +186,21 @@ def _proba_true(proba: dict[Any, float]) -> float:
     return float(proba.get(True, 0.0))
 
 
+def labeled_predictions(lake: Lake, model: str, feature_set: str) -> pl.LazyFrame | None:
+    """``predictions/<model>`` joined with the labels that have arrived in
+    ``features/<feature_set>`` (by the input's lineage); None if either table is missing."""
+    try:
+        preds = lake.scan(f"predictions.{model}")
+        labels = lake.scan(f"features.{feature_set}").filter(pl.col("label").is_not_null())
+    except TableNotInLake:
+        return None
+    return preds.join(
+        labels.select("_kafka_topic", "_kafka_partition", "_kafka_offset", "label"),
+        left_on=["input_topic", "input_partition", "input_offset"],
+        right_on=["_kafka_topic", "_kafka_partition", "_kafka_offset"],
+    )
+
+
 def live_metrics(
     root: str, spec: ModelSpec, *, storage_options: dict[str, str] | None = None
 ) -> pl.DataFrame:
@@ -188,21 +209,15 @@ def live_metrics(
     Columns: ``model_version``, ``labeled`` (predictions with a label), the metric.
     """
     lake = Lake(root, storage_options=storage_options)
-    try:
-        preds = lake.scan(f"predictions.{spec.name}").collect()
-        feats = lake.scan(f"features.{spec.feature_set.name}").filter(pl.col("label").is_not_null())
-    except TableNotInLake:
+    labeled = labeled_predictions(lake, spec.name, spec.feature_set.name)
+    if labeled is None:
         return pl.DataFrame()
-    joined = preds.join(
-        feats.select("_kafka_topic", "_kafka_partition", "_kafka_offset", "label").collect(),
-        left_on=["input_topic", "input_partition", "input_offset"],
-        right_on=["_kafka_topic", "_kafka_partition", "_kafka_offset"],
-    ).sort("event_time")
+    joined = labeled.sort("event_time").collect()
     out = []
     name = type(spec.make_metric()).__name__
+    classify = spec.task == "classification"
     for (version,), group in joined.group_by(["model_version"], maintain_order=True):
         metric = spec.make_metric()
-        classify = spec.task == "classification"
         for y, p in zip(group["label"], group["prediction"], strict=True):
             metric.update(bool(y) if classify else y, p >= 0.5 if classify else p)
         out.append({"model_version": version, "labeled": group.height, name: float(metric.get())})
