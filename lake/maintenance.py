@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 
-__all__ = ["DEFAULT_RETENTION_HOURS", "MaintenanceReport", "maintain"]
+from lake.catalog import Lake
+
+__all__ = ["DEFAULT_RETENTION_HOURS", "MaintenanceReport", "maintain", "maintain_lake"]
 
 log = logging.getLogger(__name__)
 
@@ -119,3 +122,33 @@ def maintain(
     )
     log.info("maintained %s", report)
     return report
+
+
+def maintain_lake(
+    lake: Lake,
+    names: Iterable[str] | None = None,
+    *,
+    compact: bool = True,
+    vacuum: bool = True,
+    retention_hours: float = DEFAULT_RETENTION_HOURS,
+) -> Iterator[tuple[str, MaintenanceReport]]:
+    """:func:`maintain` each table ``names`` of ``lake`` (default: all), one at a time.
+
+    >>> import tempfile, pyarrow as pa
+    >>> from deltalake import write_deltalake
+    >>> root = tempfile.mkdtemp()
+    >>> write_deltalake(f"{root}/silver/s", pa.table({"x": [1]}))
+    >>> [(name, r.files_after) for name, r in maintain_lake(Lake(root))]
+    [('silver.s', 1)]
+    """
+    for name in names or lake.names():
+        yield (
+            name,
+            maintain(
+                lake.table(name).table_uri,
+                compact=compact,
+                vacuum=vacuum,
+                retention_hours=retention_hours,
+                storage_options=lake.storage_options,
+            ),
+        )

@@ -15,7 +15,7 @@ from ingest.rebuild import rebuild_silver
 from ingest.republish import republish
 from lake.catalog import Lake
 from lake.erasure import erase
-from lake.maintenance import DEFAULT_RETENTION_HOURS, maintain
+from lake.maintenance import DEFAULT_RETENTION_HOURS, maintain_lake
 from orchestration.assets import Topology
 from orchestration.lake_resource import LakeResource
 from training.registry import ModelRegistry
@@ -111,14 +111,12 @@ def maintain_op(
     context: dg.OpExecutionContext, config: MaintenanceConfig, lake: LakeResource
 ) -> None:
     catalog = Lake(lake.lake_root, storage_options=lake.storage_options)
-    for name in catalog.names():
-        report = maintain(
-            catalog.table(name).table_uri,
-            compact=config.compact,
-            vacuum=config.vacuum,
-            retention_hours=config.retention_hours,
-            storage_options=lake.storage_options,
-        )
+    for _, report in maintain_lake(
+        catalog,
+        compact=config.compact,
+        vacuum=config.vacuum,
+        retention_hours=config.retention_hours,
+    ):
         context.log.info(str(report))
 
 

@@ -33,7 +33,7 @@ from ingest import EmbeddedBroker, Ingester, IngestOptions, ensure_topic, wait_f
 from ingest.registry_server import RegistryServer
 from lake import SchemaRegistry
 from lake.catalog import Lake
-from lake.maintenance import maintain
+from lake.maintenance import maintain_lake
 from orchestration.assets import Topology, build_assets
 from orchestration.automation import build_automation
 from orchestration.checks import build_checks
@@ -173,9 +173,8 @@ def run_demo(
             for i, (day, todays) in enumerate(_days(events)):
                 _day(pipeline, app, bs, lake_root, instance, day, todays, first=i == 0, echo=echo)
             report.events = dict(app.sent)
-            for name in Lake(lake_root).names():
-                maintain(Lake(lake_root).table(name).table_uri, retention_hours=168)
-            echo("maintenance: compacted and checkpointed every table")
+            reports = list(maintain_lake(Lake(lake_root)))
+            echo(f"maintenance: compacted and checkpointed {len(reports)} tables")
             if live is not None:
                 _live(pipeline, app, bs, lake_root, instance, orders, live, echo)
                 report.events = dict(app.sent)

@@ -118,18 +118,15 @@ def maintain(
     retention_hours: float | None,
 ) -> None:
     """Compact small files, checkpoint, clean the log and vacuum, table by table."""
-    from lake.maintenance import DEFAULT_RETENTION_HOURS
-    from lake.maintenance import maintain as maintain_table
+    from lake.maintenance import DEFAULT_RETENTION_HOURS, maintain_lake
 
-    lake = _lake(ctx)
-    for name in names or lake.names():
-        report = maintain_table(
-            lake.table(name).table_uri,
-            compact=not no_compact,
-            vacuum=not no_vacuum,
-            retention_hours=DEFAULT_RETENTION_HOURS if retention_hours is None else retention_hours,
-            storage_options=lake.storage_options,
-        )
+    for name, report in maintain_lake(
+        _lake(ctx),
+        names,
+        compact=not no_compact,
+        vacuum=not no_vacuum,
+        retention_hours=DEFAULT_RETENTION_HOURS if retention_hours is None else retention_hours,
+    ):
         click.echo(
             f"{name}: {report.files_before} -> {report.files_after} files, "
             f"vacuumed {report.vacuumed}, version {report.version} ({report.seconds:.1f} s)"
