@@ -133,13 +133,16 @@ class ModelRegistry:
     def _uri(self, table: str) -> str:
         return f"{self.root}/models/{table}"
 
-    def _read(self, table: str) -> pl.DataFrame:
+    def _scan(self, table: str) -> pl.LazyFrame:
+        """``models/<table>`` as a lazy scan, so reads take only the columns they need
+        (not every pickled artifact to number a version)."""
         uri = self._uri(table)
         if not DeltaTable.is_deltatable(uri, self.storage_options):
-            return pl.DataFrame(_SCHEMAS[table].empty_table())
-        return pl.DataFrame(
-            DeltaTable(uri, storage_options=self.storage_options).to_pyarrow_table()
-        )
+            return pl.DataFrame(_SCHEMAS[table].empty_table()).lazy()
+        return pl.scan_delta(DeltaTable(uri, storage_options=self.storage_options))
+
+    def _read(self, table: str) -> pl.DataFrame:
+        return self._scan(table).collect()
 
     def _append(self, table: str, rows: list[dict[str, Any]]) -> None:
         if rows:
@@ -204,19 +207,25 @@ class ModelRegistry:
 
     def next_version(self, name: str) -> int:
         """The number the next :meth:`register` of ``name`` will get."""
-        existing = self._read("versions").filter(pl.col("name") == name)
-        return int(existing["version"].max() or 0) + 1  # type: ignore[arg-type]
+        last = (
+            self._scan("versions")
+            .filter(pl.col("name") == name)
+            .select(pl.col("version").max())
+            .collect()
+            .item()
+        )
+        return int(last or 0) + 1
 
     def versions(self, name: str | None = None) -> pl.DataFrame:
         """Versions (without artifacts), newest last; of ``name`` if given."""
-        df = self._read("versions").drop("artifact")
+        df = self._scan("versions").drop("artifact").collect()
         if name is not None:
             df = df.filter(pl.col("name") == name)
         return df.sort(["name", "version"])
 
     def names(self) -> list[str]:
         """Every model name with at least one version."""
-        return sorted(set(self._read("versions")["name"].to_list()))
+        return sorted(self._scan("versions").select("name").unique().collect()["name"].to_list())
 
     def load(
         self,
@@ -231,16 +240,24 @@ class ModelRegistry:
             version = self.alias(name, alias)
             if version is None:
                 raise ModelNotFound(f"alias {alias!r} of model {name!r}", self.names())
-        df = self._read("versions").filter(pl.col("name") == name)
+        rows = self._scan("versions").filter(pl.col("name") == name)
         if kind is not None:
-            df = df.filter(pl.col("kind") == kind)
+            rows = rows.filter(pl.col("kind") == kind)
         if version is not None:
-            df = df.filter(pl.col("version") == version)
+            rows = rows.filter(pl.col("version") == version)
+        df = rows.drop("artifact").collect()
         if df.is_empty():
             what = f"version {version} of model {name!r}" if version else f"model {name!r}"
             raise ModelNotFound(what + (f" ({kind})" if kind else ""), self.names())
         row = df.sort("version").row(-1, named=True)
-        artifact = pickle.loads(row["artifact"])
+        blob = (  # only this version's artifact is read
+            self._scan("versions")
+            .filter((pl.col("name") == name) & (pl.col("version") == row["version"]))
+            .select("artifact")
+            .collect()
+            .item()
+        )
+        artifact = pickle.loads(blob)
         return ModelVersion(
             name=row["name"],
             version=row["version"],
