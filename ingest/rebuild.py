@@ -134,11 +134,12 @@ def rebuild_silver(
     in_range = pc.field("date").isin(pa.array(days, pa.date32())) & decoded
     total = dataset.count_rows(filter=in_range)
     summary = RebuildSummary(days=len(days))
-    lake = Lake(lake_root, storage_options=storage_options)
+    names = Lake(lake_root, storage_options=storage_options).names()  # listed once
+    silver_names = {n[7:] for n in names if n.startswith("silver.")}
     for day in days:
         rows = dataset.to_table(filter=(pc.field("date") == day) & decoded).sort_by(_DEAD_ORDER)
         tables, dead = writer.decode(rows)
-        silver_names = {n[7:] for n in lake.names() if n.startswith("silver.")} | set(tables)
+        silver_names |= set(tables)
         for subject in sorted(silver_names):
             new = tables.get(subject)
             silver = SilverTable(lake_root, subject, storage_options)
