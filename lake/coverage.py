@@ -11,6 +11,7 @@ from deltalake.exceptions import TableNotFoundError
 
 from lake.catalog import Lake
 from lake.names import table_uri, validate_name
+from lake.offsets import decoded_app_id, txn_versions
 
 __all__ = ["PartitionCoverage", "decode_coverage"]
 
@@ -55,13 +56,13 @@ def decode_coverage(
     root: str,
     topic: str,
     *,
-    upto: dict[int, int | None] | None = None,
+    decoded_only: bool = False,
     storage_options: dict[str, str] | None = None,
 ) -> list[PartitionCoverage]:
     """Reconcile ``bronze/<topic>`` with every silver table and ``dead_letters``.
 
     Ready for an asset check: all ``ok`` means invariant 2 holds for the topic.
-    With ``upto`` (the decode cursor, say), only bronze offsets up to it are
+    With ``decoded_only``, only bronze offsets up to the decode cursor are
     expected downstream, so a live ingest's newest records do not count as
     missing; without it, pass after an ingest run has finished.
     """
@@ -89,6 +90,7 @@ def decode_coverage(
     )
     for p, o in dead.items():
         down.setdefault(p, []).append(o)
+    upto = _decode_cursor(root, topic, list(bronze), storage_options) if decoded_only else None
     out = []
     for p in sorted(set(bronze) | set(down)):
         got = np.concatenate(down.get(p, [np.zeros(0, np.int64)]))
@@ -109,3 +111,14 @@ def decode_coverage(
             )
         )
     return out
+
+
+def _decode_cursor(
+    root: str, topic: str, partitions: list[int], storage_options: dict[str, str] | None
+) -> dict[int, int | None]:
+    """The decode cursor per partition, read without creating ``dead_letters``."""
+    try:
+        table = DeltaTable(f"{root.rstrip('/')}/dead_letters", storage_options=storage_options)
+    except TableNotFoundError:
+        return {}
+    return txn_versions(table, lambda p: decoded_app_id(topic, p), partitions)
