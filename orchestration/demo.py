@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -34,13 +35,12 @@ from ingest.registry_server import RegistryServer
 from lake import SchemaRegistry
 from lake.catalog import Lake
 from lake.maintenance import maintain_lake
-from orchestration.assets import Topology, build_assets
-from orchestration.automation import build_automation
-from orchestration.checks import build_checks
+from orchestration.assets import Topology
 from orchestration.dagster_report import bronze_reporter
 from orchestration.demo_definitions import DELIVERED_TOPIC, ETA, ORDERS_TOPIC
 from orchestration.errors import DemoError
 from orchestration.lake_resource import LakeResource
+from orchestration.pipeline import build_definitions
 from orchestration.plots import metric_plot
 from orchestration.scoring_service import run_scoring
 from orchestration.settings import Settings
@@ -73,16 +73,14 @@ class DemoReport:
 
 
 class _Pipeline:
-    """The demo's Dagster side: assets materialized in-process into a real instance."""
+    """The demo's Dagster side: the UI's own definitions, materialized in-process into
+    a real instance."""
 
     def __init__(self, settings: Settings, instance: dg.DagsterInstance) -> None:
         self.topo = Topology([ETA])
-        partitions = dg.DailyPartitionsDefinition(
-            start_date=settings.partitions_start, timezone="UTC"
-        )
-        self.assets = build_assets(self.topo, partitions) + build_checks(self.topo)
-        _, _, sensors = build_automation(self.topo)
-        self.drift_sensor = sensors[0]
+        defs = build_definitions(settings)
+        self.assets: list[Any] = [*(defs.assets or []), *(defs.asset_checks or [])]
+        self.drift_sensor = defs.resolve_sensor_def(f"drift_{ETA.name}")
         self.resource = LakeResource.from_settings(settings)
         self.instance = instance
         self.sensor_cursor: str | None = None
