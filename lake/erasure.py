@@ -128,23 +128,23 @@ def _collect(frames: list[pl.DataFrame]) -> Coords:
 
 
 def _has_columns(lake: Lake, name: str, where: str) -> bool:
-    try:
-        _query(lake, name, where, "1").head(0)
+    try:  # resolving the plan finds unknown columns; nothing is read
+        _query(lake, name, where, "1").collect_schema()
     except pl.exceptions.ColumnNotFoundError:
         return False
     return True
 
 
-def _query(lake: Lake, name: str, where: str, select: str) -> pl.DataFrame:
+def _query(lake: Lake, name: str, where: str, select: str) -> pl.LazyFrame:
     ctx = pl.SQLContext(t=lake.scan(name))
-    return ctx.execute(f"SELECT {select} FROM t WHERE {where}", eager=True)
+    return ctx.execute(f"SELECT {select} FROM t WHERE {where}")
 
 
 def _find_by_predicate(lake: Lake, names: list[str], where: str) -> Coords:
     frames, matched = [], False
     for name in (n for n in names if n.startswith("silver.")):
         try:
-            frames.append(_query(lake, name, where, ", ".join(LINEAGE)))
+            frames.append(_query(lake, name, where, ", ".join(LINEAGE)).collect())
             matched = True
         except pl.exceptions.ColumnNotFoundError:
             continue
