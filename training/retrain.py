@@ -15,7 +15,7 @@ import time
 from lake.catalog import Lake
 from training.errors import NothingToLearn
 from training.registry import ModelRegistry, ModelVersion
-from training.rows import labeled_rows, predict, score, table_versions
+from training.rows import labeled_rows, newest_labeled, predict, score, table_versions
 from training.specs import ModelSpec
 
 __all__ = ["holdout_start", "retrain"]
@@ -25,13 +25,13 @@ log = logging.getLogger(__name__)
 
 def holdout_start(lake: Lake, spec: ModelSpec, holdout_days: float) -> dt.datetime:
     """Where the holdout window begins: ``holdout_days`` before the newest labeled row."""
-    rows = labeled_rows(lake, spec)
-    if not len(rows):
+    newest = newest_labeled(lake, spec)
+    if newest is None:
         raise NothingToLearn(
             f"feature set {spec.feature_set.name!r} has no labeled rows yet; ingest events "
             "and update the features first"
         )
-    return rows.event_time[-1] - dt.timedelta(days=holdout_days)
+    return newest - dt.timedelta(days=holdout_days)
 
 
 def retrain(

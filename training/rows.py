@@ -14,7 +14,7 @@ from lake.catalog import Lake, TableNotInLake
 from training.registry import Offsets
 from training.specs import ModelSpec
 
-__all__ = ["Rows", "labeled_rows", "predict", "score", "table_versions"]
+__all__ = ["Rows", "labeled_rows", "newest_labeled", "predict", "score", "table_versions"]
 
 
 @dataclass
@@ -90,6 +90,24 @@ def labeled_rows(
     if spec.task == "classification":
         y = [bool(v) for v in y]
     return Rows(df, xs, y, df[fs.event_time], table.version())
+
+
+def newest_labeled(lake: Lake, spec: ModelSpec) -> dt.datetime | None:
+    """Event time of the newest labeled row of the spec's feature set (None: none yet);
+    one column is read, no rows are built."""
+    fs = spec.feature_set
+    try:
+        table = lake.table(f"features.{fs.name}")
+    except TableNotInLake:
+        return None
+    newest = (
+        pl.scan_delta(table)
+        .filter(pl.col("label").is_not_null())
+        .select(pl.col(fs.event_time).max())
+        .collect()
+        .item()
+    )
+    return newest
 
 
 def _upto(cursor: Offsets) -> pl.Expr:
