@@ -1,9 +1,15 @@
-"""The Delta tables of the lake: layout, offsets, bronze appends, the schema registry.
+"""The Delta tables of the lake: names, the lake handle, bronze, silver, dead letters,
+the schema registry's storage, coverage, maintenance, erasure.
 
-Imports nothing else of eventlake.
+Imports nothing else of eventlake. The vocabulary (table names, subjects,
+lineage columns) is :mod:`lake.names`.
 """
 
 from lake.bronze import BRONZE_SCHEMA, AppendResult, BronzeTable, bronze_rows
+from lake.catalog import Lake, TableInfo, TableNotInLake
+from lake.coverage import PartitionCoverage, PartitionOffsets, decode_coverage, offset_continuity
+from lake.dead_letters import DEAD_LETTER_SCHEMA, DeadLetters, decode_cursor
+from lake.erasure import ErasedRecords, ErasureError, ErasureReport, erase
 from lake.errors import (
     IncompatibleSchema,
     InvalidSchema,
@@ -11,41 +17,71 @@ from lake.errors import (
     LakeError,
     LakeNotWritable,
     OffsetConflict,
-    RegistryError,
     SchemaNotFound,
+    SchemaRegistryError,
     SourceChanged,
 )
-from lake.names import table_uri, validate_name
+from lake.maintenance import DEFAULT_RETENTION_HOURS, MaintenanceReport, maintain, maintain_lake
+from lake.names import validate_name
 from lake.offsets import committed_offsets, source_app_id, txn_app_id
-from lake.registry import RegisteredSchema, SchemaRegistry
-from lake.schemas import COMPATIBILITY_LEVELS, ParsedSchema, compatibility_problems, parse_schema
+from lake.schema_store import RegisteredSchema, SchemaStore
+from lake.schemas import (
+    COMPATIBILITY_LEVELS,
+    DEFAULT_COMPATIBILITY,
+    ParsedSchema,
+    compatibility_problems,
+    parse_schema,
+)
+from lake.silver import SILVER_LINEAGE, SilverTable, silver_topics, subject_topics
 from lake.storage import ensure_writable, is_local
 
 __all__ = [
     "BRONZE_SCHEMA",
     "COMPATIBILITY_LEVELS",
+    "DEAD_LETTER_SCHEMA",
+    "DEFAULT_COMPATIBILITY",
+    "DEFAULT_RETENTION_HOURS",
+    "SILVER_LINEAGE",
     "AppendResult",
     "BronzeTable",
+    "DeadLetters",
+    "ErasedRecords",
+    "ErasureError",
+    "ErasureReport",
     "IncompatibleSchema",
     "InvalidSchema",
     "InvalidTableName",
+    "Lake",
     "LakeError",
     "LakeNotWritable",
+    "MaintenanceReport",
     "OffsetConflict",
     "ParsedSchema",
+    "PartitionCoverage",
+    "PartitionOffsets",
     "RegisteredSchema",
-    "RegistryError",
     "SchemaNotFound",
-    "SchemaRegistry",
+    "SchemaRegistryError",
+    "SchemaStore",
+    "SilverTable",
     "SourceChanged",
+    "TableInfo",
+    "TableNotInLake",
     "bronze_rows",
     "committed_offsets",
     "compatibility_problems",
+    "decode_coverage",
+    "decode_cursor",
     "ensure_writable",
+    "erase",
     "is_local",
+    "maintain",
+    "maintain_lake",
+    "offset_continuity",
     "parse_schema",
+    "silver_topics",
     "source_app_id",
-    "table_uri",
+    "subject_topics",
     "txn_app_id",
     "validate_name",
 ]

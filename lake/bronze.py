@@ -24,21 +24,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import ColumnProperties, DeltaTable, Transaction, WriterProperties
 
+from lake.catalog import Lake
 from lake.errors import SourceChanged
 from lake.fenced import AppendResult, fenced_append
-from lake.names import table_uri
+from lake.names import UTC_MICROS
+from lake.names import bronze as bronze_name
 from lake.offsets import committed_offsets, source_app_id, txn_app_id
-from lake.tables import open_or_create
 
-__all__ = ["BRONZE_SCHEMA", "AppendResult", "BronzeTable", "bronze_rows"]
+__all__ = ["BRONZE_SCHEMA", "HEADERS_TYPE", "AppendResult", "BronzeTable", "bronze_rows"]
 
 log = logging.getLogger(__name__)
 
 HEADERS_TYPE: pa.DataType = pa.list_(
     pa.struct([pa.field("key", pa.string()), pa.field("value", pa.binary())])
 )
-UTC_MICROS = pa.timestamp("us", tz="UTC")
-
 BRONZE_SCHEMA = pa.schema(
     [
         pa.field("topic", pa.string(), nullable=False),
@@ -146,7 +145,7 @@ class BronzeTable:
     """The Delta table ``bronze/<topic>``, opened (and created) for appends.
 
     >>> import tempfile
-    >>> bt = BronzeTable.open(tempfile.mkdtemp(), "orders")
+    >>> bt = BronzeTable.open(Lake(tempfile.mkdtemp()), "orders")
     >>> rows = bronze_rows("orders", [0, 0], [0, 1], [(1, 0)] * 2, [None] * 2,
     ...                    [b"a", b"b"], [None] * 2)
     >>> bt.append(rows).ranges
@@ -157,28 +156,23 @@ class BronzeTable:
     {0: 1, 1: None}
     """
 
-    def __init__(self, table: DeltaTable, topic: str, storage_options: dict[str, str] | None):
+    def __init__(self, table: DeltaTable, topic: str, lake: Lake):
         self._table = table
         self.topic = topic
-        self._storage_options = storage_options
+        self.lake = lake
         self._unbound_source: str | None = None
 
     @classmethod
-    def open(
-        cls, root: str, topic: str, *, storage_options: dict[str, str] | None = None
-    ) -> BronzeTable:
-        """Open ``bronze/<topic>`` under ``root``, creating the empty table if needed."""
-        uri = table_uri(root, "bronze", topic)
-        table = open_or_create(
-            uri,
+    def open(cls, lake: Lake, topic: str) -> BronzeTable:
+        """Open ``bronze/<topic>`` of ``lake``, creating the empty table if needed."""
+        table = lake.open_or_create(
+            bronze_name(topic),
             BRONZE_SCHEMA,
             partition_by=PARTITION_BY,
             configuration=TABLE_CONFIGURATION,
-            name=f"bronze_{topic}",
             description=f"Every Kafka record of topic {topic}, exactly once",
-            storage_options=storage_options,
         )
-        return cls(table, topic, storage_options)
+        return cls(table, topic, lake)
 
     @property
     def uri(self) -> str:
@@ -233,10 +227,10 @@ class BronzeTable:
             extra_txns=(lambda: [Transaction(source_app_id(self.topic, unbound), 0)])
             if unbound is not None
             else None,
-            storage_options=self._storage_options,
+            storage_options=self.lake.storage_options,
             custom_metadata=custom_metadata,
             writer_properties=_WRITER,
-            label=f"bronze/{self.topic}",
+            label=bronze_name(self.topic),
         )
         if result.version is not None:
             self._unbound_source = None

@@ -25,10 +25,10 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from lake.errors import LakeError
+from lake.names import LAYERS, table_uri
+from lake.tables import open_or_create
 
 __all__ = ["Lake", "TableInfo", "TableNotInLake"]
-
-_LAYERS = ("bronze", "silver", "features", "models", "predictions", "registry")
 
 
 class TableNotInLake(LakeError, KeyError):
@@ -61,7 +61,11 @@ class TableInfo:
 
 
 class Lake:
-    """Read access to every table under a lake root.
+    """The lake: its root, the storage options to reach it, and every table in it.
+
+    One handle is made where the settings are read and passed down; lower
+    layers open tables through it (:meth:`uri`, :meth:`table`,
+    :meth:`open_or_create`) and never rebuild it.
 
     >>> import tempfile, pyarrow as pa
     >>> from deltalake import write_deltalake
@@ -77,8 +81,20 @@ class Lake:
     """
 
     def __init__(self, root: str, *, storage_options: dict[str, str] | None = None) -> None:
-        self.root = root.rstrip("/")
-        self.storage_options = storage_options
+        self.root = root.rstrip("/") or "/"
+        self.storage_options = dict(storage_options) if storage_options else None
+
+    def __repr__(self) -> str:
+        return f"Lake({self.root!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Lake) and (self.root, self.storage_options) == (
+            other.root,
+            other.storage_options,
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.root)
 
     # -- naming -------------------------------------------------------------------
 
@@ -97,7 +113,7 @@ class Lake:
         for top in fs.get_file_info(pafs.FileSelector(base, allow_not_found=True)):
             if top.type != pafs.FileType.Directory:
                 continue
-            if top.base_name in _LAYERS:
+            if top.base_name in LAYERS:
                 for sub in fs.get_file_info(pafs.FileSelector(top.path)):
                     if sub.type == pafs.FileType.Directory and is_table(sub.path):
                         yield f"{top.base_name}.{sub.base_name}"
@@ -106,9 +122,31 @@ class Lake:
 
     def uri(self, name: str) -> str:
         """The URI of table ``name`` (``layer.name``, ``layer/name`` or a top-level name)."""
-        layer, sep, rest = name.replace("/", ".", 1).partition(".")
-        path = f"{layer}/{rest}" if sep and layer in _LAYERS else name
-        return f"{self.root}/{path}"
+        return table_uri(self.root, name)
+
+    def exists(self, name: str) -> bool:
+        """True if table ``name`` has been created."""
+        return bool(DeltaTable.is_deltatable(self.uri(name), self.storage_options))
+
+    def open_or_create(
+        self,
+        name: str,
+        schema: pa.Schema,
+        *,
+        partition_by: list[str] | None = None,
+        description: str | None = None,
+        configuration: dict[str, str] | None = None,
+    ) -> DeltaTable:
+        """Table ``name``, created empty with ``schema`` if it does not exist yet."""
+        return open_or_create(
+            self.uri(name),
+            schema,
+            partition_by=partition_by,
+            name=name.replace(".", "_").replace("-", "_"),
+            description=description,
+            configuration=configuration,
+            storage_options=self.storage_options,
+        )
 
     # -- reading ------------------------------------------------------------------
 

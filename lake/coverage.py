@@ -1,19 +1,71 @@
-"""Invariant 2 as a function: every bronze offset is in exactly one of silver or dead letters."""
+"""Invariants 1 and 2 as functions of the lake, ready for asset checks.
+
+- :func:`offset_continuity`: every Kafka offset at most once per partition of a
+  bronze table (gaps are reported: transactional topics have them for commit
+  markers).
+- :func:`decode_coverage`: every bronze offset is in exactly one of silver or
+  dead letters.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 import pyarrow.compute as pc
-from deltalake import DeltaTable
-from deltalake.exceptions import TableNotFoundError
 
 from lake.catalog import Lake
-from lake.names import table_uri, validate_name
-from lake.offsets import decoded_app_id, txn_versions
+from lake.dead_letters import decode_cursor
+from lake.names import DEAD_LETTERS, KAFKA_OFFSET, KAFKA_PARTITION, KAFKA_TOPIC, bronze, layer_of
 
-__all__ = ["PartitionCoverage", "decode_coverage"]
+__all__ = ["PartitionCoverage", "PartitionOffsets", "decode_coverage", "offset_continuity"]
+
+
+@dataclass(frozen=True)
+class PartitionOffsets:
+    """One bronze partition's offsets: ``duplicated`` must be 0; ``missing`` counts gaps."""
+
+    partition: int
+    rows: int
+    first: int
+    last: int
+    duplicated: int
+    missing: int
+
+
+def offset_continuity(lake: Lake, topic: str) -> list[PartitionOffsets]:
+    """Per partition of ``bronze/<topic>``: rows, offset range, duplicates and gaps
+    ([] when the table does not exist yet).
+
+    >>> import tempfile
+    >>> from lake.bronze import BronzeTable, bronze_rows
+    >>> lake = Lake(tempfile.mkdtemp())
+    >>> _ = BronzeTable.open(lake, "t").append(
+    ...     bronze_rows("t", [0, 0], [0, 2], [(1, 0)] * 2, [None] * 2, [b"a", b"b"], [None] * 2))
+    >>> offset_continuity(lake, "t")
+    [PartitionOffsets(partition=0, rows=2, first=0, last=2, duplicated=0, missing=1)]
+    """
+    if not lake.exists(bronze(topic)):
+        return []
+    stats = (
+        lake.scan(bronze(topic))
+        .group_by("partition")
+        .agg(
+            pl.len().alias("rows"),
+            pl.col("offset").n_unique().alias("distinct"),
+            pl.col("offset").min().alias("first"),
+            pl.col("offset").max().alias("last"),
+        )
+        .sort("partition")
+        .collect()
+    )
+    return [
+        PartitionOffsets(p, n, a, b, n - d, b - a + 1 - d)
+        for p, n, d, a, b in stats.select(
+            "partition", "rows", "distinct", "first", "last"
+        ).iter_rows()
+    ]
 
 
 @dataclass(frozen=True)
@@ -33,19 +85,14 @@ class PartitionCoverage:
 
 
 def _offsets(
-    uri: str,
-    topic_col: str,
-    part_col: str,
-    off_col: str,
-    topic: str,
-    storage_options: dict[str, str] | None,
+    lake: Lake, name: str, topic_col: str, part_col: str, off_col: str, topic: str
 ) -> dict[int, np.ndarray]:
-    try:
-        dt = DeltaTable(uri, storage_options=storage_options)
-    except TableNotFoundError:
+    if not lake.exists(name):
         return {}
-    t = dt.to_pyarrow_dataset().to_table(
-        columns=[part_col, off_col], filter=pc.field(topic_col) == topic
+    t = (
+        lake.table(name)
+        .to_pyarrow_dataset()
+        .to_table(columns=[part_col, off_col], filter=pc.field(topic_col) == topic)
     )
     parts = t.column(part_col).to_numpy()
     offs = t.column(off_col).to_numpy()
@@ -53,11 +100,7 @@ def _offsets(
 
 
 def decode_coverage(
-    root: str,
-    topic: str,
-    *,
-    decoded_only: bool = False,
-    storage_options: dict[str, str] | None = None,
+    lake: Lake, topic: str, *, decoded_only: bool = False
 ) -> list[PartitionCoverage]:
     """Reconcile ``bronze/<topic>`` with every silver table and ``dead_letters``.
 
@@ -66,36 +109,24 @@ def decode_coverage(
     expected downstream, so a live ingest's newest records do not count as
     missing; without it, pass after an ingest run has finished.
     """
-    validate_name(topic)
-    bronze = _offsets(
-        table_uri(root, "bronze", topic), "topic", "partition", "offset", topic, storage_options
-    )
+    found = _offsets(lake, bronze(topic), "topic", "partition", "offset", topic)
     down: dict[int, list[np.ndarray]] = {}
     silver_counts: dict[int, int] = {}
-    names = Lake(root, storage_options=storage_options).names()
-    subjects = [n.split(".", 1)[1] for n in names if n.startswith("silver.")]
-    for subject in subjects:
-        for p, o in _offsets(
-            table_uri(root, "silver", subject),
-            "_kafka_topic",
-            "_kafka_partition",
-            "_kafka_offset",
-            topic,
-            storage_options,
-        ).items():
+    for name in lake.names():
+        if layer_of(name)[0] != "silver":
+            continue
+        for p, o in _offsets(lake, name, KAFKA_TOPIC, KAFKA_PARTITION, KAFKA_OFFSET, topic).items():
             down.setdefault(p, []).append(o)
             silver_counts[p] = silver_counts.get(p, 0) + len(o)
-    dead = _offsets(
-        f"{root.rstrip('/')}/dead_letters", "topic", "partition", "offset", topic, storage_options
-    )
+    dead = _offsets(lake, DEAD_LETTERS, "topic", "partition", "offset", topic)
     for p, o in dead.items():
         down.setdefault(p, []).append(o)
-    upto = _decode_cursor(root, topic, list(bronze), storage_options) if decoded_only else None
+    upto = decode_cursor(lake, topic, list(found)) if decoded_only else None
     out = []
-    for p in sorted(set(bronze) | set(down)):
+    for p in sorted(set(found) | set(down)):
         got = np.concatenate(down.get(p, [np.zeros(0, np.int64)]))
         values, counts = np.unique(got, return_counts=True)
-        expected = bronze.get(p, np.zeros(0, np.int64))
+        expected = found.get(p, np.zeros(0, np.int64))
         if upto is not None:
             limit = upto.get(p)
             expected = expected[expected <= (-1 if limit is None else limit)]
@@ -111,14 +142,3 @@ def decode_coverage(
             )
         )
     return out
-
-
-def _decode_cursor(
-    root: str, topic: str, partitions: list[int], storage_options: dict[str, str] | None
-) -> dict[int, int | None]:
-    """The decode cursor per partition, read without creating ``dead_letters``."""
-    try:
-        table = DeltaTable(f"{root.rstrip('/')}/dead_letters", storage_options=storage_options)
-    except TableNotFoundError:
-        return {}
-    return txn_versions(table, lambda p: decoded_app_id(topic, p), partitions)

@@ -13,23 +13,19 @@ step, so a crash in between is repaired by decoding again from the cursor.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, Transaction
 
-from lake.bronze import HEADERS_TYPE, UTC_MICROS
+from lake.bronze import HEADERS_TYPE
+from lake.catalog import Lake
 from lake.fenced import AppendResult, fenced_append
-from lake.names import validate_name
+from lake.names import DEAD_LETTERS, UTC_MICROS, validate_name
 from lake.offsets import dead_letter_app_id, decoded_app_id, txn_versions
-from lake.tables import open_or_create
 
-__all__ = ["DEAD_LETTER_SCHEMA", "DeadLetters", "ErrorKind"]
+__all__ = ["DEAD_LETTER_SCHEMA", "DeadLetters", "decode_cursor"]
 
-ErrorKind = Literal[
-    "tombstone", "not_confluent_framed", "unknown_schema_id", "decode_error", "not_a_record"
-]
 DEAD_LETTER_SCHEMA = pa.schema(
     [
         pa.field("topic", pa.string(), nullable=False),
@@ -51,23 +47,20 @@ DEAD_LETTER_SCHEMA = pa.schema(
 class DeadLetters:
     """The lake's ``dead_letters`` table."""
 
-    def __init__(self, table: DeltaTable, storage_options: dict[str, str] | None) -> None:
+    def __init__(self, table: DeltaTable, lake: Lake) -> None:
         self._table = table
-        self._storage_options = storage_options
+        self.lake = lake
 
     @classmethod
-    def open(cls, root: str, *, storage_options: dict[str, str] | None = None) -> DeadLetters:
-        """Open (creating if needed) ``dead_letters`` under ``root``."""
-        uri = f"{root.rstrip('/')}/dead_letters"
-        table = open_or_create(
-            uri,
+    def open(cls, lake: Lake) -> DeadLetters:
+        """Open (creating if needed) the ``dead_letters`` table of ``lake``."""
+        table = lake.open_or_create(
+            DEAD_LETTERS,
             DEAD_LETTER_SCHEMA,
             partition_by=["date"],
-            name="dead_letters",
             description="Records that could not be decoded, kept whole",
-            storage_options=storage_options,
         )
-        return cls(table, storage_options)
+        return cls(table, lake)
 
     @property
     def delta(self) -> DeltaTable:
@@ -96,8 +89,8 @@ class DeadLetters:
                 Transaction(decoded_app_id(topic, p), o) for p, o in cursor.items()
             ],
             commit_empty=True,
-            storage_options=self._storage_options,
-            label="dead_letters",
+            storage_options=self.lake.storage_options,
+            label=DEAD_LETTERS,
         )
 
     def read(self, topic: str | None = None) -> pa.Table:
@@ -121,3 +114,17 @@ class DeadLetters:
             f'"offset" IN ({", ".join(map(str, wanted))})'
         )
         return int(metrics.get("num_deleted_rows", 0))
+
+
+def decode_cursor(lake: Lake, topic: str, partitions: Iterable[int]) -> dict[int, int | None]:
+    """The decode cursor of ``topic`` per partition, read without creating ``dead_letters``
+    (all None when it does not exist: nothing decoded yet).
+
+    >>> import tempfile
+    >>> decode_cursor(Lake(tempfile.mkdtemp()), "orders", [0, 1])
+    {0: None, 1: None}
+    """
+    parts = list(partitions)
+    if not lake.exists(DEAD_LETTERS):
+        return dict.fromkeys(parts)
+    return txn_versions(lake.table(DEAD_LETTERS), lambda p: decoded_app_id(topic, p), parts)

@@ -8,7 +8,8 @@ columns; derived tables without lineage but with the predicate's columns
 (features keyed by entity) are deleted by the predicate itself. The files that
 held them are vacuumed with zero retention, so no old Delta version can bring
 them back, and one row lands in the ``erasures`` audit table: when, what, how
-many rows per table, and which model versions had trained on erased records.
+many rows per table, and which model versions had trained on erased records
+(the model registry's owner answers that: pass its ``trained_on``).
 
 The exactly-once fences are ``txn`` actions, which deletes leave alone: an
 ingest restarted after an erasure does not read the erased offsets again.
@@ -21,6 +22,7 @@ import json
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -30,16 +32,17 @@ from deltalake import DeltaTable, write_deltalake
 from lake.catalog import Lake
 from lake.errors import LakeError
 from lake.maintenance import maintain
+from lake.names import COORDINATES, DEAD_LETTERS, ERASURES, UTC_MICROS, layer_of
 
-__all__ = ["ERASURES_SCHEMA", "ErasureError", "ErasureReport", "erase"]
+__all__ = ["ERASURES_SCHEMA", "ErasedRecords", "ErasureError", "ErasureReport", "erase"]
 
 log = logging.getLogger(__name__)
 
-LINEAGE = ("_kafka_topic", "_kafka_partition", "_kafka_offset")
+ErasedRecords = dict[tuple[str, int], list[int]]  # (topic, partition) -> offsets
 ERASURES_SCHEMA = pa.schema(
     [
         pa.field("erasure_id", pa.string(), nullable=False),
-        pa.field("erased_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("erased_at", UTC_MICROS, nullable=False),
         pa.field("predicate", pa.string()),
         pa.field("key", pa.binary()),
         pa.field("records", pa.int64(), nullable=False),
@@ -65,61 +68,56 @@ class ErasureReport:
 
 
 def erase(
-    root: str,
+    lake: Lake,
     *,
     where: str | None = None,
     key: bytes | None = None,
-    storage_options: dict[str, str] | None = None,
+    trained_on: Callable[[ErasedRecords], list[str]] | None = None,
 ) -> ErasureReport:
     """Erase the records matching ``where`` (SQL on decoded fields) or Kafka ``key``.
 
+    ``trained_on`` names the model versions (``"name:version"``) that learned
+    from any of the erased records; the report and the audit row carry them.
+
     >>> import tempfile
-    >>> erase(tempfile.mkdtemp(), where="user_id = 42")
+    >>> erase(Lake(tempfile.mkdtemp()), where="user_id = 42")
     Traceback (most recent call last):
     ...
     lake.erasure.ErasureError: no silver table has the columns of 'user_id = 42'; ...
     """
     if (where is None) == (key is None):
         raise ErasureError("give exactly one of a predicate (--where) or a key (--key)")
-    lake = Lake(root, storage_options=storage_options)
     names = lake.names()
     coords = _find_by_predicate(lake, names, where) if where else _find_by_key(lake, names, key)
     report = ErasureReport(uuid.uuid4().hex, sum(len(o) for o in coords.values()))
     for name in names:
-        if name == "erasures":
+        if name == ERASURES:
             continue
         table = lake.table(name)
         cols = set(pa.schema(table.schema().to_arrow()).names)
-        if name.startswith("bronze."):
-            n = _delete_coords(table, coords, "topic", "partition", "offset", name[7:])
-        elif name == "dead_letters":
+        layer, rest = layer_of(name)
+        if layer == "bronze":
+            n = _delete_coords(table, coords, "topic", "partition", "offset", rest)
+        elif name == DEAD_LETTERS:
             n = _delete_coords(table, coords, "topic", "partition", "offset")
             if key is not None:
                 n += _delete(table, f"key = X'{key.hex()}'")
-        elif cols.issuperset(LINEAGE):
-            n = _delete_coords(table, coords, *LINEAGE)
+        elif cols.issuperset(COORDINATES):
+            n = _delete_coords(table, coords, *COORDINATES)
         elif where is not None and _has_columns(lake, name, where):
             n = _delete(table, where)
         else:
             continue
         if n:
             report.rows_by_table[name] = n
-            maintain(
-                table.table_uri,
-                compact=False,
-                retention_hours=0,
-                storage_options=storage_options,
-            )
-    report.models_to_retrain = _models_trained_on(lake, names, coords)
-    _audit(root, report, where, key, storage_options)
+            maintain(lake, name, compact=False, retention_hours=0)
+    report.models_to_retrain = sorted(trained_on(coords)) if trained_on and coords else []
+    _audit(lake, report, where, key)
     log.info("erasure %s: %s", report.erasure_id, report)
     return report
 
 
-Coords = dict[tuple[str, int], list[int]]  # (topic, partition) -> offsets
-
-
-def _collect(frames: list[pl.DataFrame]) -> Coords:
+def _collect(frames: list[pl.DataFrame]) -> ErasedRecords:
     out: dict[tuple[str, int], set[int]] = defaultdict(set)
     for df in frames:
         for t, p, o in df.iter_rows():
@@ -140,11 +138,11 @@ def _query(lake: Lake, name: str, where: str, select: str) -> pl.LazyFrame:
     return ctx.execute(f"SELECT {select} FROM t WHERE {where}")
 
 
-def _find_by_predicate(lake: Lake, names: list[str], where: str) -> Coords:
+def _find_by_predicate(lake: Lake, names: list[str], where: str) -> ErasedRecords:
     frames, matched = [], False
-    for name in (n for n in names if n.startswith("silver.")):
+    for name in (n for n in names if layer_of(n)[0] == "silver"):
         try:
-            frames.append(_query(lake, name, where, ", ".join(LINEAGE)).collect())
+            frames.append(_query(lake, name, where, ", ".join(COORDINATES)).collect())
             matched = True
         except pl.exceptions.ColumnNotFoundError:
             continue
@@ -156,9 +154,9 @@ def _find_by_predicate(lake: Lake, names: list[str], where: str) -> Coords:
     return _collect(frames)
 
 
-def _find_by_key(lake: Lake, names: list[str], key: bytes | None) -> Coords:
+def _find_by_key(lake: Lake, names: list[str], key: bytes | None) -> ErasedRecords:
     frames = []
-    for name in (n for n in names if n.startswith("bronze.") or n == "dead_letters"):
+    for name in (n for n in names if layer_of(n)[0] == "bronze" or n == DEAD_LETTERS):
         frames.append(
             lake.scan(name)
             .filter(pl.col("key") == pl.lit(key, pl.Binary))
@@ -174,7 +172,12 @@ def _delete(table: DeltaTable, predicate: str) -> int:
 
 
 def _delete_coords(
-    table: DeltaTable, coords: Coords, topic_col: str, part_col: str, off_col: str, only: str = ""
+    table: DeltaTable,
+    coords: ErasedRecords,
+    topic_col: str,
+    part_col: str,
+    off_col: str,
+    only: str = "",
 ) -> int:
     n = 0
     for (topic, partition), offsets in coords.items():
@@ -190,38 +193,7 @@ def _delete_coords(
     return n
 
 
-def _models_trained_on(lake: Lake, names: list[str], coords: Coords) -> list[str]:
-    """Model versions whose lineage offset ranges include an erased record.
-
-    ``models.versions`` rows carry ``lineage_offsets``: JSON
-    ``{topic: {partition: [first, last]}}`` of the records that trained them.
-    """
-    if "models.versions" not in names or not coords:
-        return []
-    hits = []
-    for row in (
-        lake.scan("models.versions")
-        .select("name", "version", "lineage_offsets")
-        .collect()
-        .iter_rows()
-    ):
-        name, version, lineage = row
-        ranges = json.loads(lineage or "{}")
-        for (topic, partition), offsets in coords.items():
-            lo_hi = ranges.get(topic, {}).get(str(partition))
-            if lo_hi and any(lo_hi[0] <= o <= lo_hi[1] for o in offsets):
-                hits.append(f"{name}:{version}")
-                break
-    return sorted(hits)
-
-
-def _audit(
-    root: str,
-    report: ErasureReport,
-    where: str | None,
-    key: bytes | None,
-    storage_options: dict[str, str] | None,
-) -> None:
+def _audit(lake: Lake, report: ErasureReport, where: str | None, key: bytes | None) -> None:
     row = pa.table(
         {
             "erasure_id": [report.erasure_id],
@@ -234,6 +206,4 @@ def _audit(
         },
         schema=ERASURES_SCHEMA,
     )
-    write_deltalake(
-        f"{root.rstrip('/')}/erasures", row, mode="append", storage_options=storage_options
-    )
+    write_deltalake(lake.uri(ERASURES), row, mode="append", storage_options=lake.storage_options)

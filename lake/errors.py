@@ -5,7 +5,7 @@ LakeError
 ├── InvalidTableName     a topic or subject name that cannot become a table path
 ├── OffsetConflict       a commit lost a race for the same Kafka offsets
 ├── SourceChanged        the topic was recreated since the table was ingested
-└── RegistryError        the schema registry refused a request
+└── SchemaRegistryError  the schema registry refused a request
     ├── SchemaNotFound       no schema with that id, subject or version
     ├── InvalidSchema        not a valid Avro schema
     └── IncompatibleSchema   breaks the subject's compatibility rule
@@ -20,8 +20,8 @@ __all__ = [
     "LakeError",
     "LakeNotWritable",
     "OffsetConflict",
-    "RegistryError",
     "SchemaNotFound",
+    "SchemaRegistryError",
     "SourceChanged",
 ]
 
@@ -83,11 +83,11 @@ class SourceChanged(LakeError):
         )
 
 
-class RegistryError(LakeError):
+class SchemaRegistryError(LakeError):
     """Root of the schema registry's refusals."""
 
 
-class SchemaNotFound(RegistryError, KeyError):
+class SchemaNotFound(SchemaRegistryError, KeyError):
     """Raised when no schema matches an id, a subject, or a subject's version."""
 
     def __init__(self, what: str) -> None:
@@ -98,7 +98,7 @@ class SchemaNotFound(RegistryError, KeyError):
         return f"{self.what} not found"
 
 
-class InvalidSchema(RegistryError, ValueError):
+class InvalidSchema(SchemaRegistryError, ValueError):
     """Raised when a schema is not valid Avro; says what the parser objected to."""
 
     def __init__(self, reason: str) -> None:
@@ -106,7 +106,7 @@ class InvalidSchema(RegistryError, ValueError):
         super().__init__(f"invalid Avro schema: {reason}")
 
 
-class IncompatibleSchema(RegistryError):
+class IncompatibleSchema(SchemaRegistryError):
     """Raised when a schema breaks the subject's compatibility rule.
 
     ``problems`` lists each incompatibility with the field path and the rule.

@@ -20,7 +20,6 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 
 from lake.catalog import Lake
@@ -55,15 +54,15 @@ class MaintenanceReport:
 
 
 def maintain(
-    uri: str,
+    lake: Lake,
+    name: str,
     *,
     compact: bool = True,
     vacuum: bool = True,
     retention_hours: float = DEFAULT_RETENTION_HOURS,
     target_size: int | None = None,
-    storage_options: dict[str, str] | None = None,
 ) -> MaintenanceReport:
-    """Compact, checkpoint, clean up the log of, and vacuum the table at ``uri``.
+    """Compact, checkpoint, clean up the log of, and vacuum table ``name`` of ``lake``.
 
     A ``retention_hours`` under the default breaks time travel to older versions
     and readers still on them (a warning is logged); :mod:`lake.erasure` uses 0
@@ -71,15 +70,16 @@ def maintain(
 
     >>> import tempfile, pyarrow as pa
     >>> from deltalake import write_deltalake
-    >>> uri = tempfile.mkdtemp()
+    >>> lake = Lake(tempfile.mkdtemp())
     >>> for i in range(5):
-    ...     write_deltalake(uri, pa.table({"x": [i]}), mode="append")
-    >>> r = maintain(uri)
+    ...     write_deltalake(lake.uri("silver.s"), pa.table({"x": [i]}), mode="append")
+    >>> r = maintain(lake, "silver.s")
     >>> (r.files_before, r.files_after, r.files_removed, r.files_added)
     (5, 1, 5, 1)
     """
     t0 = time.monotonic()
-    table = DeltaTable(uri, storage_options=storage_options)
+    table = lake.table(name)
+    uri = table.table_uri
     before = len(table.file_uris())
     removed = added = 0
     if compact:
@@ -136,19 +136,13 @@ def maintain_lake(
 
     >>> import tempfile, pyarrow as pa
     >>> from deltalake import write_deltalake
-    >>> root = tempfile.mkdtemp()
-    >>> write_deltalake(f"{root}/silver/s", pa.table({"x": [1]}))
-    >>> [(name, r.files_after) for name, r in maintain_lake(Lake(root))]
+    >>> lake = Lake(tempfile.mkdtemp())
+    >>> write_deltalake(lake.uri("silver.s"), pa.table({"x": [1]}))
+    >>> [(name, r.files_after) for name, r in maintain_lake(lake)]
     [('silver.s', 1)]
     """
     for name in names or lake.names():
         yield (
             name,
-            maintain(
-                lake.table(name).table_uri,
-                compact=compact,
-                vacuum=vacuum,
-                retention_hours=retention_hours,
-                storage_options=lake.storage_options,
-            ),
+            maintain(lake, name, compact=compact, vacuum=vacuum, retention_hours=retention_hours),
         )

@@ -21,6 +21,7 @@ from lake.errors import InvalidSchema
 
 __all__ = [
     "COMPATIBILITY_LEVELS",
+    "DEFAULT_COMPATIBILITY",
     "Compatibility",
     "ParsedSchema",
     "compatibility_problems",
@@ -37,6 +38,7 @@ Compatibility = Literal[
     "NONE",
 ]
 COMPATIBILITY_LEVELS: tuple[str, ...] = get_args(Compatibility)
+DEFAULT_COMPATIBILITY: Compatibility = "BACKWARD"  # Confluent's default, global and per subject
 
 
 @dataclass(frozen=True)

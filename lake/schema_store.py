@@ -1,4 +1,7 @@
-"""The schema registry's storage, in the lake, with Confluent Schema Registry semantics.
+"""The schema registry's storage: subjects, versions and ids of Avro schemas, in the lake.
+
+Confluent Schema Registry semantics; its REST API is served over this store by
+:mod:`ingest.schema_registry_api`.
 
 Two Delta tables under ``registry/``:
 
@@ -27,16 +30,20 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
-from lake.errors import IncompatibleSchema, InvalidSchema, RegistryError, SchemaNotFound
-from lake.names import table_uri, validate_name
-from lake.schemas import COMPATIBILITY_LEVELS, ParsedSchema, compatibility_problems, parse_schema
-from lake.tables import open_or_create
+from lake.catalog import Lake
+from lake.errors import IncompatibleSchema, InvalidSchema, SchemaNotFound, SchemaRegistryError
+from lake.names import UTC_MICROS, registry_table, validate_name
+from lake.schemas import (
+    COMPATIBILITY_LEVELS,
+    DEFAULT_COMPATIBILITY,
+    ParsedSchema,
+    compatibility_problems,
+    parse_schema,
+)
 
-__all__ = ["RegisteredSchema", "SchemaRegistry"]
+__all__ = ["RegisteredSchema", "SchemaStore"]
 
-DEFAULT_COMPATIBILITY = "BACKWARD"
 _TXN_APP = "eventlake-registry"
-_UTC = pa.timestamp("us", tz="UTC")
 SCHEMAS_SCHEMA = pa.schema(
     [
         pa.field("id", pa.int32(), nullable=False),
@@ -45,7 +52,7 @@ SCHEMAS_SCHEMA = pa.schema(
         pa.field("schema", pa.string(), nullable=False),
         pa.field("fingerprint", pa.string(), nullable=False),
         pa.field("schema_type", pa.string(), nullable=False),
-        pa.field("registered_at", _UTC, nullable=False),
+        pa.field("registered_at", UTC_MICROS, nullable=False),
         pa.field("deleted", pa.bool_(), nullable=False),
         pa.field("source", pa.string(), nullable=False),
     ]
@@ -54,7 +61,7 @@ CONFIG_SCHEMA = pa.schema(
     [
         pa.field("subject", pa.string()),
         pa.field("compatibility", pa.string(), nullable=False),
-        pa.field("updated_at", _UTC, nullable=False),
+        pa.field("updated_at", UTC_MICROS, nullable=False),
     ]
 )
 
@@ -75,11 +82,11 @@ def _validate_subject(subject: str) -> str:
     return validate_name(subject)
 
 
-class SchemaRegistry:
+class SchemaStore:
     """Subjects, versions and global ids of Avro schemas, stored in the lake.
 
     >>> import tempfile
-    >>> reg = SchemaRegistry.open(tempfile.mkdtemp())
+    >>> reg = SchemaStore.open(Lake(tempfile.mkdtemp()))
     >>> v1 = '{"type":"record","name":"O","fields":[{"name":"a","type":"int"}]}'
     >>> r = reg.register("orders-value", v1)
     >>> r.id, r.subject, r.version
@@ -88,27 +95,22 @@ class SchemaRegistry:
     1
     """
 
-    def __init__(
-        self, schemas: DeltaTable, config: DeltaTable, storage_options: dict[str, str] | None
-    ) -> None:
+    def __init__(self, schemas: DeltaTable, config: DeltaTable, lake: Lake) -> None:
         self._schemas = schemas
         self._config = config
-        self._storage_options = storage_options
+        self.lake = lake
+        self._storage_options = lake.storage_options
         self._lock = threading.Lock()
         self._rows: list[RegisteredSchema] = []
         self._levels: dict[str | None, str] = {}
         self._seen: tuple[int, int] = (-1, -1)
 
     @classmethod
-    def open(cls, root: str, *, storage_options: dict[str, str] | None = None) -> SchemaRegistry:
-        """Open (creating if needed) the registry tables under ``root``."""
-        tables = [
-            open_or_create(
-                table_uri(root, "registry", name), schema, storage_options=storage_options
-            )
-            for name, schema in (("schemas", SCHEMAS_SCHEMA), ("config", CONFIG_SCHEMA))
-        ]
-        return cls(tables[0], tables[1], storage_options)
+    def open(cls, lake: Lake) -> SchemaStore:
+        """Open (creating if needed) the schema registry's tables in ``lake``."""
+        schemas = lake.open_or_create(registry_table("schemas"), SCHEMAS_SCHEMA)
+        config = lake.open_or_create(registry_table("config"), CONFIG_SCHEMA)
+        return cls(schemas, config, lake)
 
     # -- reading ---------------------------------------------------------------
 
@@ -253,6 +255,25 @@ class SchemaRegistry:
             live, level = [chosen], level.replace("_TRANSITIVE", "")
         return compatibility_problems(new, [parse_schema(r.schema) for r in live], level)
 
+    def history_problems(self, subject: str) -> list[str]:
+        """Each live version of ``subject`` checked against the ones before it under the
+        subject's level: what a registration would have refused ([] when all hold)."""
+        with self._lock:
+            self._refresh()
+            level = self._level(subject) or DEFAULT_COMPATIBILITY
+            live = sorted(
+                (r for r in self._rows if r.subject == subject and not r.deleted),
+                key=lambda r: r.version,
+            )
+        parsed = [parse_schema(r.schema) for r in live]
+        out: list[str] = []
+        for i in range(1, len(parsed)):
+            out += [
+                f"v{live[i].version}: {p}"
+                for p in compatibility_problems(parsed[i], parsed[:i], level)
+            ]
+        return out
+
     # -- writing ---------------------------------------------------------------
 
     def register(self, subject: str, schema: str, *, schema_type: str = "AVRO") -> RegisteredSchema:
@@ -283,7 +304,7 @@ class SchemaRegistry:
                 row = RegisteredSchema(new_id, subject, version, parsed.text)
                 if self._append(row, parsed, rows):
                     return row
-        raise RegistryError(
+        raise SchemaRegistryError(
             f"gave up registering under {subject!r}: other writers kept "
             "registering at the same time; try again"
         )
