@@ -1,10 +1,13 @@
-"""Kafka into the lake: the embedded broker and exactly-once ingest into bronze.
+"""Kafka into the lake: the embedded broker, exactly-once ingest into bronze, decoding
+into silver and dead letters, the schema registry's REST API, replays.
 
 Imports only :mod:`lake` of eventlake.
 """
 
 from ingest.batch import MicroBatch
 from ingest.broker import EmbeddedBroker, free_port
+from ingest.committer import Committed
+from ingest.decoder import Decoded, Decoder
 from ingest.errors import (
     BrokerStartError,
     BrokerUnavailable,
@@ -14,14 +17,23 @@ from ingest.errors import (
     TopicNotFound,
 )
 from ingest.ingester import Ingester, IngestSummary
-from ingest.kafka import consumer_config, ensure_topic, wait_for_broker
+from ingest.kafka import consumer_config, ensure_topic, high_watermarks, wait_for_broker
 from ingest.metrics import IngestMetrics
 from ingest.options import IngestOptions
 from ingest.producer import Record, produce
+from ingest.rebuild import RebuildSummary, rebuild_silver
+from ingest.republish import RepublishSummary, republish
+from ingest.schema_registry_api import SchemaRegistryServer
+from ingest.schema_resolver import SchemaResolver
+from ingest.silver_writer import DecodeSummary, SilverWriter
 
 __all__ = [
     "BrokerStartError",
     "BrokerUnavailable",
+    "Committed",
+    "DecodeSummary",
+    "Decoded",
+    "Decoder",
     "EmbeddedBroker",
     "IngestError",
     "IngestMetrics",
@@ -30,12 +42,20 @@ __all__ = [
     "Ingester",
     "MicroBatch",
     "OffsetOutOfRange",
+    "RebuildSummary",
     "Record",
     "ReplayError",
+    "RepublishSummary",
+    "SchemaRegistryServer",
+    "SchemaResolver",
+    "SilverWriter",
     "TopicNotFound",
     "consumer_config",
     "ensure_topic",
     "free_port",
+    "high_watermarks",
     "produce",
+    "rebuild_silver",
+    "republish",
     "wait_for_broker",
 ]

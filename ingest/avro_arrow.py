@@ -39,6 +39,8 @@ from typing import Any
 import fastavro
 import pyarrow as pa
 
+from lake.names import UTC_MICROS
+
 __all__ = ["SilverShape", "arrow_type", "converter", "decode_body", "silver_shape"]
 
 _PRIMITIVES: dict[str, pa.DataType] = {
@@ -51,7 +53,6 @@ _PRIMITIVES: dict[str, pa.DataType] = {
     "bytes": pa.binary(),
     "null": pa.null(),
 }
-_UTC_US = pa.timestamp("us", tz="UTC")
 
 
 def _name(schema: dict[str, Any], namespace: str | None) -> str:
@@ -93,7 +94,7 @@ def arrow_type(
     if logical == "date" and kind == "int":
         return pa.date32()
     if logical in ("timestamp-millis", "timestamp-micros") and kind == "long":
-        return _UTC_US
+        return UTC_MICROS
     if logical in ("local-timestamp-millis", "local-timestamp-micros") and kind == "long":
         return pa.timestamp("us")
     if kind == "record":

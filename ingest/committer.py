@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from ingest.silver_writer import DecodeSummary, SilverWriter
-from lake import AppendResult, BronzeTable
-from lake.maintenance import maintain
+from lake import AppendResult, BronzeTable, maintain
+from lake.names import bronze
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,8 @@ class Committer:
     """Runs :meth:`BronzeTable.append` (then :meth:`SilverWriter.write`) in the background.
 
     >>> import tempfile
-    >>> from lake import bronze_rows
-    >>> c = Committer(BronzeTable.open(tempfile.mkdtemp(), "t"), {})
+    >>> from lake import Lake, bronze_rows
+    >>> c = Committer(BronzeTable.open(Lake(tempfile.mkdtemp()), "t"), {})
     >>> c.submit(bronze_rows("t", [0], [0], [(1, 0)], [None], [b"v"], [None]), 1, 0.0)
     []
     >>> [d.result.ranges for d in c.drain()]
@@ -65,11 +65,9 @@ class Committer:
         silver: SilverWriter | None = None,
         *,
         maintain_every: int = 0,
-        storage_options: dict[str, str] | None = None,
     ) -> None:
         self._table = table
         self._maintain_every = maintain_every
-        self._storage_options = storage_options
         self._commits = 0
         self._maintenance: Future[None] | None = None
         self._maintenance_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maintain")
@@ -135,17 +133,17 @@ class Committer:
     def _start_maintenance(self) -> None:
         if self._maintenance is not None and not self._maintenance.done():
             return  # the last round is still running: skip this one
-        uris = [self._table.uri]
+        names = [bronze(self._table.topic)]
         if self._silver is not None:
-            uris += [self._silver.dead_letters.delta.table_uri, *self._silver.table_uris()]
-        self._maintenance = self._maintenance_pool.submit(self._maintain, uris)
+            names += self._silver.table_names()
+        self._maintenance = self._maintenance_pool.submit(self._maintain, names)
 
-    def _maintain(self, uris: list[str]) -> None:
-        for uri in uris:
+    def _maintain(self, names: list[str]) -> None:
+        for name in names:
             try:
-                maintain(uri, storage_options=self._storage_options)
+                maintain(self._table.lake, name)
             except Exception as e:  # maintenance must never stop ingest
-                log.warning("maintenance of %s failed (ingest goes on): %s", uri, e)
+                log.warning("maintenance of %s failed (ingest goes on): %s", name, e)
 
     def _bronze(self, rows: pa.Table) -> tuple[AppendResult, float]:
         t0 = time.monotonic()

@@ -29,6 +29,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Top
 
 from ingest.batch import MicroBatch
 from ingest.committer import Committed, Committer
+from ingest.decoder import Decoder
 from ingest.errors import IngestError, OffsetOutOfRange
 from ingest.kafka import (
     consumer_config,
@@ -41,7 +42,7 @@ from ingest.metrics import IngestMetrics
 from ingest.options import IngestOptions
 from ingest.schema_resolver import SchemaResolver
 from ingest.silver_writer import SilverWriter
-from lake import BronzeTable, SchemaRegistry, ensure_writable
+from lake import BronzeTable, SchemaStore, ensure_writable
 
 __all__ = ["IngestSummary", "Ingester"]
 
@@ -67,10 +68,10 @@ class IngestSummary:
 
 
 class Ingester:
-    """Consumes ``options.topic`` into ``bronze/<topic>`` under ``options.lake_root``.
+    """Consumes ``options.topic`` into ``bronze/<topic>`` of ``options.lake``.
 
     >>> opts = IngestOptions(bootstrap_servers=broker.bootstrap_servers,  # doctest: +SKIP
-    ...                      topic="orders", lake_root="./lake")
+    ...                      topic="orders", lake=Lake("./lake"))
     >>> Ingester(opts).run(until_caught_up=True).records                 # doctest: +SKIP
     1000
     """
@@ -110,7 +111,7 @@ class Ingester:
         """
         o = self.options
         started = time.monotonic()
-        ensure_writable(o.lake_root)
+        ensure_writable(o.lake.root)
         admin = wait_for_broker(o.bootstrap_servers, wait_s=o.broker_wait_s)
         n_partitions = ensure_topic(
             admin,
@@ -119,24 +120,15 @@ class Ingester:
             create=o.create_topic,
             partitions=o.topic_partitions,
         )
-        self._table = BronzeTable.open(
-            o.lake_root, o.topic, storage_options=dict(o.storage_options) or None
-        )
+        self._table = BronzeTable.open(o.lake, o.topic)
         source = topic_id(admin, o.topic)
         if source is not None:
             self._table.bind_source(source, range(n_partitions))
         silver = None
         if o.decode_avro:
-            registry = SchemaRegistry.open(
-                o.lake_root, storage_options=dict(o.storage_options) or None
-            )
-            silver = SilverWriter(
-                o.lake_root,
-                o.topic,
-                SchemaResolver(registry, o.registry_url),
-                subject_strategy=o.subject_strategy,
-                storage_options=dict(o.storage_options) or None,
-            )
+            resolver = SchemaResolver(SchemaStore.open(o.lake), o.registry_url)
+            decoder = Decoder(o.topic, resolver, subject_strategy=o.subject_strategy)
+            silver = SilverWriter(o.lake, decoder)
             silver.repair(self._table, range(n_partitions))
         self._committer = Committer(
             self._table,
@@ -147,7 +139,6 @@ class Ingester:
             },
             silver,
             maintain_every=o.maintain_every,
-            storage_options=dict(o.storage_options) or None,
         )
         consumer = Consumer(
             {

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
 from ingest.kafka import consumer_config
-from lake import validate_name
+from lake import Lake, validate_name
+from lake.names import SubjectStrategy
 
 __all__ = ["IngestOptions"]
 
@@ -22,16 +22,15 @@ class IngestOptions:
     commits the tables are compacted on a background thread (0: never).
 
     >>> IngestOptions(bootstrap_servers="127.0.0.1:9092", topic="orders",
-    ...               lake_root="./lake").group_id
+    ...               lake=Lake("./lake")).group_id
     'eventlake-ingest'
     """
 
     bootstrap_servers: str
     topic: str
-    lake_root: str
+    lake: Lake
     group_id: str = "eventlake-ingest"
     consumer_options: Mapping[str, str | int | float | bool] = field(default_factory=dict)
-    storage_options: Mapping[str, str] = field(default_factory=dict)
     batch_max_records: int = 100_000
     batch_max_bytes: int = 32 * 1024 * 1024
     batch_max_latency_s: float = 0.25
@@ -40,7 +39,7 @@ class IngestOptions:
     topic_partitions: int = 1
     decode_avro: bool = False
     registry_url: str | None = None
-    subject_strategy: Literal["topic", "record", "topic_record"] = "topic"
+    subject_strategy: SubjectStrategy = "topic"
     maintain_every: int = 1000  # bronze commits between compactions; 0 = never
 
     def __post_init__(self) -> None:

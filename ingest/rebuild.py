@@ -20,40 +20,44 @@ import functools
 import logging
 import operator
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import TableNotFoundError
 
+from ingest.decoder import Decoder
 from ingest.errors import ReplayError
 from ingest.schema_resolver import SchemaResolver
-from ingest.silver_writer import SilverWriter, SubjectStrategy
-from lake import table_uri
-from lake.catalog import Lake
-from lake.silver import SilverTable
+from lake import DeadLetters, Lake, SilverTable, decode_cursor
+from lake.names import (
+    COORDINATES,
+    DATE,
+    DEAD_LETTERS,
+    KAFKA_OFFSET,
+    KAFKA_PARTITION,
+    SubjectStrategy,
+    layer_of,
+)
+from lake.names import bronze as bronze_name
 
 __all__ = ["RebuildSummary", "existing_bronze", "rebuild_silver"]
 
 log = logging.getLogger(__name__)
 
-_SILVER_ORDER = [("_kafka_partition", "ascending"), ("_kafka_offset", "ascending")]
+_SILVER_ORDER = [(KAFKA_PARTITION, "ascending"), (KAFKA_OFFSET, "ascending")]
 _DEAD_ORDER = [("partition", "ascending"), ("offset", "ascending")]
 
 
-def existing_bronze(
-    lake_root: str, topic: str, storage_options: dict[str, str] | None
-) -> DeltaTable:
+def existing_bronze(lake: Lake, topic: str) -> DeltaTable:
     """``bronze/<topic>``, which a replay reads; :class:`ReplayError` if there is none."""
-    try:
-        return DeltaTable(table_uri(lake_root, "bronze", topic), storage_options=storage_options)
-    except TableNotFoundError:
+    if not lake.exists(bronze_name(topic)):
         raise ReplayError(
-            f"no bronze table for topic {topic!r} under {lake_root}; "
+            f"no bronze table for topic {topic!r} under {lake.root}; "
             "`eventlake tables` lists what the lake holds"
-        ) from None
+        )
+    return lake.table(bronze_name(topic))
 
 
 @dataclass
@@ -76,7 +80,7 @@ class RebuildSummary:
 
 
 def rebuild_silver(
-    lake_root: str,
+    lake: Lake,
     topic: str,
     resolver: SchemaResolver,
     *,
@@ -84,33 +88,29 @@ def rebuild_silver(
     end: dt.date | None = None,
     reader_version: int | None = None,
     subject_strategy: SubjectStrategy = "topic",
-    storage_options: dict[str, str] | None = None,
+    subjects: Collection[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> RebuildSummary:
     """Rebuild ``topic``'s silver rows and dead letters for days ``start..end``
     (inclusive; None: unbounded) from bronze.
 
     With ``reader_version``, records are decoded into that version of the
-    subject's schema (Avro resolution) instead of their writer's. ``progress``
-    is called with (records done, records in all) after each day.
+    subject's schema (Avro resolution) instead of their writer's. ``subjects``
+    limits the silver tables replaced (default: every subject of the topic).
+    ``progress`` is called with (records done, records in all) after each day.
 
     >>> import tempfile
-    >>> from lake import SchemaRegistry
-    >>> root = tempfile.mkdtemp()
-    >>> rebuild_silver(root, "orders", SchemaResolver(SchemaRegistry.open(root)))
+    >>> from lake import SchemaStore
+    >>> lake = Lake(tempfile.mkdtemp())
+    >>> rebuild_silver(lake, "orders", SchemaResolver(SchemaStore.open(lake)))
     Traceback (most recent call last):
     ...
     ingest.errors.ReplayError: no bronze table for topic 'orders' under ...
     """
     t0 = time.monotonic()
-    bronze = existing_bronze(lake_root, topic, storage_options)
-    writer = SilverWriter(
-        lake_root,
-        topic,
-        resolver,
-        subject_strategy=subject_strategy,
-        storage_options=storage_options,
-        reader_version=reader_version,
+    bronze = existing_bronze(lake, topic)
+    decoder = Decoder(
+        topic, resolver, subject_strategy=subject_strategy, reader_version=reader_version
     )
     days = sorted(
         d
@@ -119,9 +119,7 @@ def rebuild_silver(
     )
     dataset = bronze.to_pyarrow_dataset()
     partitions = pc.unique(dataset.to_table(columns=["partition"]).column("partition")).to_pylist()
-    cursor = {
-        p: c for p, c in writer.dead_letters.decoded(topic, partitions).items() if c is not None
-    }
+    cursor = {p: c for p, c in decode_cursor(lake, topic, partitions).items() if c is not None}
     if not cursor:
         raise ReplayError(
             f"nothing of {topic!r} has been decoded yet (no decode cursor); decode it "
@@ -134,26 +132,29 @@ def rebuild_silver(
     in_range = pc.field("date").isin(pa.array(days, pa.date32())) & decoded
     total = dataset.count_rows(filter=in_range)
     summary = RebuildSummary(days=len(days))
-    names = Lake(lake_root, storage_options=storage_options).names()  # listed once
-    silver_names = {n[7:] for n in names if n.startswith("silver.")}
+    dead_letters = DeadLetters.open(lake)
+    # Listed once: the silver tables this topic may have rows in.
+    silver_names = {rest for layer, rest in map(layer_of, lake.names()) if layer == "silver"}
     for day in days:
         rows = dataset.to_table(filter=(pc.field("date") == day) & decoded).sort_by(_DEAD_ORDER)
-        tables, dead = writer.decode(rows)
-        silver_names |= set(tables)
+        out = decoder.decode(rows)
+        silver_names |= set(out.silver)
         for subject in sorted(silver_names):
-            new = tables.get(subject)
-            silver = SilverTable(lake_root, subject, storage_options)
-            if new is None and not DeltaTable.is_deltatable(silver.uri, storage_options):
+            if subjects is not None and subject not in subjects:
+                continue
+            new = out.silver.get(subject)
+            silver = SilverTable(lake, subject)
+            if new is None and not silver.exists():
                 continue
             table = silver.open(new.schema if new is not None else pa.schema([]))
-            if _replace(table, _Scope(day, topic, cursor, "_kafka_"), new, _SILVER_ORDER):
-                name = f"silver/{subject}"
-                summary.rewritten[name] = summary.rewritten.get(name, 0) + 1
+            if _replace(table, _Scope(day, topic, cursor, SILVER_COLUMNS), new, _SILVER_ORDER):
+                summary.rewritten[silver.name] = summary.rewritten.get(silver.name, 0) + 1
             if new is not None:
                 summary.silver_rows[subject] = summary.silver_rows.get(subject, 0) + new.num_rows
-        scope = _Scope(day, topic, cursor, "")
-        if _replace(writer.dead_letters.delta, scope, dead, _DEAD_ORDER, keep="quarantined_at"):
-            summary.rewritten["dead_letters"] = summary.rewritten.get("dead_letters", 0) + 1
+        dead = out.dead
+        scope = _Scope(day, topic, cursor, DEAD_LETTER_COLUMNS)
+        if _replace(dead_letters.delta, scope, dead, _DEAD_ORDER, keep="quarantined_at"):
+            summary.rewritten[DEAD_LETTERS] = summary.rewritten.get(DEAD_LETTERS, 0) + 1
         summary.dead_letters += dead.num_rows
         summary.records += rows.num_rows
         if progress is not None:
@@ -167,34 +168,32 @@ def rebuild_silver(
 class _Scope:
     """One topic's rows of one day up to the decode cursor: what a rebuild replaces.
 
-    ``prefix`` is ``_kafka_`` for silver's lineage columns, empty for dead letters.
+    ``columns`` name the table's (topic, partition, offset, date) columns: silver's
+    lineage (:data:`SILVER_COLUMNS`) or the bronze columns dead letters keep.
     """
 
     day: dt.date
     topic: str
     cursor: dict[int, int]
-    prefix: str
+    columns: tuple[str, str, str, str]
 
     def sql(self) -> str:
-        pre = self.prefix
-        parts = " OR ".join(
-            f'("{pre}partition" = {p} AND "{pre}offset" <= {c})' for p, c in self.cursor.items()
-        )
-        date = "_date" if pre else "date"
-        return f"\"{date}\" = '{self.day}' AND \"{pre}topic\" = '{self.topic}' AND ({parts})"
+        topic, part, off, date = self.columns
+        parts = " OR ".join(f'("{part}" = {p} AND "{off}" <= {c})' for p, c in self.cursor.items())
+        return f"\"{date}\" = '{self.day}' AND \"{topic}\" = '{self.topic}' AND ({parts})"
 
     def expr(self) -> pc.Expression:
-        pre = self.prefix
-        parts = [
-            (pc.field(f"{pre}partition") == p) & (pc.field(f"{pre}offset") <= c)
-            for p, c in self.cursor.items()
-        ]
-        date = "_date" if pre else "date"
+        topic, part, off, date = self.columns
+        parts = [(pc.field(part) == p) & (pc.field(off) <= c) for p, c in self.cursor.items()]
         return (
             (pc.field(date) == self.day)
-            & (pc.field(f"{pre}topic") == self.topic)
+            & (pc.field(topic) == self.topic)
             & functools.reduce(operator.or_, parts)
         )
+
+
+SILVER_COLUMNS = (*COORDINATES, DATE)
+DEAD_LETTER_COLUMNS = ("topic", "partition", "offset", "date")
 
 
 def _replace(

@@ -31,6 +31,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from ingest.errors import ReplayError
 from ingest.kafka import ensure_topic, wait_for_broker
 from ingest.rebuild import existing_bronze
+from lake import Lake
+from lake.names import UTC_MICROS
 
 __all__ = ["RepublishSummary", "republish"]
 
@@ -53,7 +55,7 @@ class RepublishSummary:
 
 
 def republish(
-    lake_root: str,
+    lake: Lake,
     topic: str,
     bootstrap_servers: str,
     *,
@@ -64,7 +66,6 @@ def republish(
     to_time: dt.datetime | None = None,
     chunk: int = 10_000,
     broker_wait_s: float = 30.0,
-    storage_options: dict[str, str] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> RepublishSummary:
     """Re-send ``bronze/<topic>`` to ``to_topic`` (default: ``topic``) exactly once.
@@ -74,13 +75,13 @@ def republish(
     the source's partition count. ``progress`` gets (records sent, records in all).
 
     >>> import tempfile
-    >>> republish(tempfile.mkdtemp(), "orders", "127.0.0.1:1")
+    >>> republish(Lake(tempfile.mkdtemp()), "orders", "127.0.0.1:1")
     Traceback (most recent call last):
     ...
     ingest.errors.ReplayError: no bronze table for topic 'orders' under ...
     """
     t0 = time.monotonic()
-    bronze = existing_bronze(lake_root, topic, storage_options)
+    bronze = existing_bronze(lake, topic)
     target = to_topic or topic
     dataset = bronze.to_pyarrow_dataset()
     scope = _filter(from_offset, to_offset, from_time, to_time)
@@ -171,9 +172,9 @@ def _filter(
     if to_offset is not None:
         f = f & (pc.field("offset") <= to_offset)
     if from_time is not None:
-        f = f & (pc.field("timestamp") >= pa.scalar(from_time, pa.timestamp("us", tz="UTC")))
+        f = f & (pc.field("timestamp") >= pa.scalar(from_time, UTC_MICROS))
     if to_time is not None:
-        f = f & (pc.field("timestamp") < pa.scalar(to_time, pa.timestamp("us", tz="UTC")))
+        f = f & (pc.field("timestamp") < pa.scalar(to_time, UTC_MICROS))
     return f
 
 

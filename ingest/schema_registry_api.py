@@ -1,4 +1,4 @@
-"""The Confluent Schema Registry REST API over :class:`lake.SchemaRegistry`.
+"""The Confluent Schema Registry REST API over :class:`lake.SchemaStore`.
 
 Enough of the API that ``confluent_kafka.schema_registry.SchemaRegistryClient``
 with ``AvroSerializer``/``AvroDeserializer`` work unmodified: register, look up,
@@ -32,10 +32,10 @@ from lake import (
     InvalidSchema,
     InvalidTableName,
     SchemaNotFound,
-    SchemaRegistry,
+    SchemaStore,
 )
 
-__all__ = ["RegistryServer", "create_app"]
+__all__ = ["SchemaRegistryServer", "create_app"]
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
@@ -89,43 +89,43 @@ def _not_found(e: SchemaNotFound) -> _ApiError:
     return _ApiError(404, code, str(e).replace(" not found", " not found."))
 
 
-def create_app(registry: SchemaRegistry) -> Starlette:
-    """The REST API as an ASGI app over ``registry``."""
+def create_app(store: SchemaStore) -> Starlette:
+    """The REST API as an ASGI app over ``store``."""
 
     def entry(subject: str, version: int | str) -> dict[str, Any]:
-        r = registry.get(subject, version)  # type: ignore[arg-type]
+        r = store.get(subject, version)  # type: ignore[arg-type]
         return {"subject": r.subject, "version": r.version, "id": r.id, "schema": r.schema}
 
     async def register(request: Request) -> Response:
         body = await _body(request)
-        r = registry.register(request.path_params["subject"], _schema_of(body))
+        r = store.register(request.path_params["subject"], _schema_of(body))
         return _json({"id": r.id, "subject": r.subject, "version": r.version, "schema": r.schema})
 
     async def lookup(request: Request) -> Response:
         body = await _body(request)
         subject = request.path_params["subject"]
-        registry.versions(subject)  # 40401 before 40403
-        r = registry.lookup(subject, _schema_of(body))
+        store.versions(subject)  # 40401 before 40403
+        r = store.lookup(subject, _schema_of(body))
         return _json({"subject": r.subject, "version": r.version, "id": r.id, "schema": r.schema})
 
     async def schema_by_id(request: Request) -> Response:
-        return _json({"schema": registry.by_id(int(request.path_params["id"]))})
+        return _json({"schema": store.by_id(int(request.path_params["id"]))})
 
     async def schema_by_id_raw(request: Request) -> Response:
-        return Response(registry.by_id(int(request.path_params["id"])), media_type=MEDIA_TYPE)
+        return Response(store.by_id(int(request.path_params["id"])), media_type=MEDIA_TYPE)
 
     async def id_versions(request: Request) -> Response:
         schema_id = int(request.path_params["id"])
-        registry.by_id(schema_id)
-        return _json([{"subject": s, "version": v} for s, v in registry.subjects_of(schema_id)])
+        store.by_id(schema_id)
+        return _json([{"subject": s, "version": v} for s, v in store.subjects_of(schema_id)])
 
     async def subjects(request: Request) -> Response:
         deleted = request.query_params.get("deleted", "false").lower() == "true"
-        return _json(registry.subjects(include_deleted=deleted))
+        return _json(store.subjects(include_deleted=deleted))
 
     async def versions(request: Request) -> Response:
         deleted = request.query_params.get("deleted", "false").lower() == "true"
-        return _json(registry.versions(request.path_params["subject"], include_deleted=deleted))
+        return _json(store.versions(request.path_params["subject"], include_deleted=deleted))
 
     async def version(request: Request) -> Response:
         return _json(
@@ -142,7 +142,7 @@ def create_app(registry: SchemaRegistry) -> Starlette:
         raw = request.path_params.get("version")
         v = _version(raw) if raw is not None else None
         try:
-            problems = registry.problems(subject, _schema_of(body), v)  # type: ignore[arg-type]
+            problems = store.problems(subject, _schema_of(body), v)  # type: ignore[arg-type]
         except SchemaNotFound:
             if raw is not None:
                 raise
@@ -155,7 +155,7 @@ def create_app(registry: SchemaRegistry) -> Starlette:
     async def get_config(request: Request) -> Response:
         subject = request.path_params.get("subject")
         default = request.query_params.get("defaultToGlobal", "false").lower() == "true"
-        level = registry.compatibility(subject, fallback=subject is None or default)
+        level = store.compatibility(subject, fallback=subject is None or default)
         if level is None:
             raise _ApiError(
                 404,
@@ -174,18 +174,18 @@ def create_app(registry: SchemaRegistry) -> Starlette:
                 f"invalid compatibility level {level!r}; valid: {', '.join(COMPATIBILITY_LEVELS)}",
             )
         return _json(
-            {"compatibility": registry.set_compatibility(level, request.path_params.get("subject"))}
+            {"compatibility": store.set_compatibility(level, request.path_params.get("subject"))}
         )
 
     async def delete_subject(request: Request) -> Response:
-        return _json(registry.delete(request.path_params["subject"]))
+        return _json(store.delete(request.path_params["subject"]))
 
     async def delete_version(request: Request) -> Response:
         subject = request.path_params["subject"]
         v = _version(request.path_params["version"])
         if v == "latest":
-            v = registry.get(subject).version
-        return _json(registry.delete(subject, int(v))[0])
+            v = store.get(subject).version
+        return _json(store.delete(subject, int(v))[0])
 
     async def root(_: Request) -> Response:
         return _json({})
@@ -248,21 +248,21 @@ def create_app(registry: SchemaRegistry) -> Starlette:
     return Starlette(routes=routes, exception_handlers={404: no_route, 405: no_route})
 
 
-class RegistryServer:
+class SchemaRegistryServer:
     """The REST API on ``host:port`` (a free loopback port by default), in a thread.
 
-    >>> with RegistryServer(SchemaRegistry.open("./lake")) as server:  # doctest: +SKIP
+    >>> with SchemaRegistryServer(SchemaStore.open(Lake("./lake"))) as server:  # doctest: +SKIP
     ...     print(server.url)
     http://127.0.0.1:43125
     """
 
     def __init__(
-        self, registry: SchemaRegistry, *, host: str = "127.0.0.1", port: int | None = None
+        self, store: SchemaStore, *, host: str = "127.0.0.1", port: int | None = None
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
         config = uvicorn.Config(
-            create_app(registry), host=host, port=self.port, log_level="warning", lifespan="off"
+            create_app(store), host=host, port=self.port, log_level="warning", lifespan="off"
         )
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
@@ -272,7 +272,7 @@ class RegistryServer:
         """The base URL clients use."""
         return f"http://{self.host}:{self.port}"
 
-    def start(self, timeout_s: float = 10.0) -> RegistryServer:
+    def start(self, timeout_s: float = 10.0) -> SchemaRegistryServer:
         """Start serving and wait until the socket accepts requests."""
         self._thread = threading.Thread(
             target=self._server.run, name="schema-registry", daemon=True
@@ -292,7 +292,7 @@ class RegistryServer:
             self._thread.join(10)
             self._thread = None
 
-    def __enter__(self) -> RegistryServer:
+    def __enter__(self) -> SchemaRegistryServer:
         return self.start()
 
     def __exit__(

@@ -13,7 +13,7 @@ import logging
 
 import httpx
 
-from lake import SchemaNotFound, SchemaRegistry
+from lake import SchemaNotFound, SchemaStore
 
 __all__ = ["SchemaResolver"]
 
@@ -24,16 +24,17 @@ class SchemaResolver:
     """Resolves schema ids to schema text, caching what it has seen.
 
     >>> import tempfile
-    >>> reg = SchemaRegistry.open(tempfile.mkdtemp())
-    >>> sid = reg.register("t-value", '{"type": "string"}').id
-    >>> SchemaResolver(reg).schema(sid)
+    >>> from lake import Lake
+    >>> store = SchemaStore.open(Lake(tempfile.mkdtemp()))
+    >>> sid = store.register("t-value", '{"type": "string"}').id
+    >>> SchemaResolver(store).schema(sid)
     '"string"'
     """
 
     def __init__(
-        self, registry: SchemaRegistry, external_url: str | None = None, *, timeout_s: float = 10.0
+        self, store: SchemaStore, external_url: str | None = None, *, timeout_s: float = 10.0
     ) -> None:
-        self.registry = registry
+        self.store = store
         self.external_url = external_url.rstrip("/") if external_url else None
         self._http = httpx.Client(timeout=timeout_s) if external_url else None
         self._cache: dict[int, str] = {}
@@ -44,7 +45,7 @@ class SchemaResolver:
         if cached is not None:
             return cached
         try:
-            text = self.registry.by_id(schema_id)
+            text = self.store.by_id(schema_id)
         except SchemaNotFound:
             if self._http is None:
                 raise
@@ -75,7 +76,7 @@ class SchemaResolver:
         uses = self._http.get(f"{url}/versions")
         pairs = uses.json() if uses.status_code == 200 else []
         for use in pairs or [{"subject": f"external-id-{schema_id}", "version": 1}]:
-            self.registry.copy(
+            self.store.copy(
                 schema_id, use["subject"], int(use["version"]), text, source=self.external_url
             )
         log.info(
@@ -84,4 +85,4 @@ class SchemaResolver:
             self.external_url,
             ", ".join(f"{u['subject']} v{u['version']}" for u in pairs) or "no subject",
         )
-        return self.registry.by_id(schema_id)
+        return self.store.by_id(schema_id)
