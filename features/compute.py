@@ -11,12 +11,12 @@ write:
   cursors in the same commit (Delta ``txn`` actions, as ingest does), so a
   retried update writes the same rows again, never different ones.
 
-Each row keeps its source's lineage (``_kafka_topic``, ``_kafka_partition``,
-``_kafka_offset``) and, once labeled, the label's (``_label_topic``,
-``_label_partition``, ``_label_offset``): what the model registry's lineage and
-erasure read. Evaluating over the whole history keeps the two paths identical
-by construction; its cost grows with the source, which is fine for tables that
-fit a machine and the first thing to bound with a lookback window when not.
+Each row keeps its source's Kafka coordinates (:data:`lake.names.COORDINATES`)
+and, once labeled, the label event's (:data:`lake.names.LABEL_COORDINATES`):
+what the model registry's lineage and erasure read. Evaluating over the whole
+history keeps the two paths identical by construction; its cost grows with the
+source, which is fine for tables that fit a machine and the first thing to bound
+with a lookback window when not.
 """
 
 from __future__ import annotations
@@ -26,13 +26,16 @@ import logging
 from dataclasses import dataclass
 
 import polars as pl
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import CommitProperties, Transaction, write_deltalake
 
 from features.definition import FeatureSet, Label
-from lake.catalog import Lake, TableNotInLake
+from lake import Lake, TableNotInLake
+from lake.names import COORDINATES, DATE, KAFKA_OFFSET, KAFKA_PARTITION, LABEL_COORDINATES
+from lake.names import features as features_table
 
 __all__ = [
-    "LINEAGE",
+    "EVENT_ORDER_TIEBREAK",
+    "FEATURE_LINEAGE",
     "FeatureUpdate",
     "compute_features",
     "feature_frame",
@@ -43,10 +46,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SOURCE_LINEAGE = ["_kafka_topic", "_kafka_partition", "_kafka_offset"]
-LABEL_LINEAGE = ["_label_topic", "_label_partition", "_label_offset"]
-LINEAGE = [*SOURCE_LINEAGE, *LABEL_LINEAGE, "_date"]
-_ORDER = ["_kafka_topic", "_kafka_partition", "_kafka_offset"]
+# The lineage columns of a feature row: source and label coordinates, the date partition.
+FEATURE_LINEAGE = [*COORDINATES, *LABEL_COORDINATES, DATE]
+EVENT_ORDER_TIEBREAK = [KAFKA_PARTITION, KAFKA_OFFSET]  # after event time
 
 
 def features_app_id(name: str, role: str, topic: str, partition: int) -> str:
@@ -87,31 +89,31 @@ def feature_frame(
     have = set(src.collect_schema().names())
     wanted = {n for e in fs.features.values() for n in e.meta.root_names()}
     src = src.with_columns(pl.lit(None).alias(n) for n in sorted(wanted - have))
-    src = src.sort([fs.event_time, "_kafka_partition", "_kafka_offset"])
+    src = src.sort([fs.event_time, *EVENT_ORDER_TIEBREAK])
     label_cols: list[pl.Expr] = []
     label = fs.label if with_label else None
     if isinstance(label, str):
         label_cols = [pl.col(label).alias("label")] + [
-            pl.col(s).alias(d) for s, d in zip(SOURCE_LINEAGE, LABEL_LINEAGE, strict=True)
+            pl.col(s).alias(d) for s, d in zip(COORDINATES, LABEL_COORDINATES, strict=True)
         ]
     frame = src.select(
         pl.col(fs.key),
         pl.col(fs.event_time),
         *[expr.alias(name) for name, expr in fs.features.items()],
         *label_cols,
-        *[pl.col(c) for c in SOURCE_LINEAGE],
-        pl.col("_date"),
+        *[pl.col(c) for c in COORDINATES],
+        pl.col(DATE),
     )
     if isinstance(label, Label):
-        frame = frame.join(_labels(lake, label), left_on=fs.key, right_on="_label_key", how="left")
+        frame = frame.join(_labels(lake, label), left_on=fs.key, right_on="_join_key", how="left")
     elif label is None:
         frame = frame.with_columns(
             pl.lit(None, pl.Float64).alias("label"),
-            pl.lit(None, pl.String).alias("_label_topic"),
-            pl.lit(None, pl.Int32).alias("_label_partition"),
-            pl.lit(None, pl.Int64).alias("_label_offset"),
+            pl.lit(None, pl.String).alias(LABEL_COORDINATES[0]),
+            pl.lit(None, pl.Int32).alias(LABEL_COORDINATES[1]),
+            pl.lit(None, pl.Int64).alias(LABEL_COORDINATES[2]),
         )
-    return frame.select(fs.key, fs.event_time, *fs.feature_names, "label", *LINEAGE)
+    return frame.select(fs.key, fs.event_time, *fs.feature_names, "label", *FEATURE_LINEAGE)
 
 
 def _labels(lake: Lake, label: Label) -> pl.LazyFrame:
@@ -121,72 +123,53 @@ def _labels(lake: Lake, label: Label) -> pl.LazyFrame:
     except TableNotInLake:  # no label has landed yet
         return pl.LazyFrame(
             schema={
-                "_label_key": pl.Int64,
+                "_join_key": pl.Int64,
                 "label": pl.Float64,
-                "_label_topic": pl.String,
-                "_label_partition": pl.Int32,
-                "_label_offset": pl.Int64,
+                LABEL_COORDINATES[0]: pl.String,
+                LABEL_COORDINATES[1]: pl.Int32,
+                LABEL_COORDINATES[2]: pl.Int64,
             }
         )
     return (
-        events.sort(["_kafka_partition", "_kafka_offset"])
+        events.sort(EVENT_ORDER_TIEBREAK)
         .group_by(label.key, maintain_order=True)
         .first()
         .select(
-            pl.col(label.key).alias("_label_key"),
+            pl.col(label.key).alias("_join_key"),
             pl.col(label.column).alias("label"),
-            *[pl.col(s).alias(d) for s, d in zip(SOURCE_LINEAGE, LABEL_LINEAGE, strict=True)],
+            *[pl.col(s).alias(d) for s, d in zip(COORDINATES, LABEL_COORDINATES, strict=True)],
         )
     )
 
 
-def _uri(root: str, fs: FeatureSet) -> str:
-    return f"{root.rstrip('/')}/features/{fs.name}"
-
-
-def compute_features(
-    root: str,
-    fs: FeatureSet,
-    start: dt.date,
-    end: dt.date,
-    *,
-    storage_options: dict[str, str] | None = None,
-) -> int:
+def compute_features(lake: Lake, fs: FeatureSet, start: dt.date, end: dt.date) -> int:
     """Write the feature rows of days ``start..end`` (inclusive); return how many.
 
     Replaces exactly those days' rows, so a backfill of a range is idempotent.
     """
-    lake = Lake(root, storage_options=storage_options)
-    rows = (
-        feature_frame(lake, fs).filter(pl.col("_date").is_between(start, end)).collect().to_arrow()
-    )
-    uri = _uri(root, fs)
-    if DeltaTable.is_deltatable(uri, storage_options):
+    rows = feature_frame(lake, fs).filter(pl.col(DATE).is_between(start, end)).collect().to_arrow()
+    name = features_table(fs.name)
+    if lake.exists(name):
         write_deltalake(
-            uri,
+            lake.table(name),
             rows,
             mode="overwrite",
-            predicate=f"_date >= '{start}' AND _date <= '{end}'",
-            partition_by=["_date"],
-            storage_options=storage_options,
+            predicate=f"{DATE} >= '{start}' AND {DATE} <= '{end}'",
+            partition_by=[DATE],
+            storage_options=lake.storage_options,
         )
     elif rows.num_rows:
-        write_deltalake(uri, rows, partition_by=["_date"], storage_options=storage_options)
-    log.info("features/%s: %d rows for %s..%s", fs.name, rows.num_rows, start, end)
+        write_deltalake(
+            lake.uri(name), rows, partition_by=[DATE], storage_options=lake.storage_options
+        )
+    log.info("%s: %d rows for %s..%s", name, rows.num_rows, start, end)
     return rows.num_rows
 
 
-def update_features(
-    root: str, fs: FeatureSet, *, storage_options: dict[str, str] | None = None
-) -> FeatureUpdate:
+def update_features(lake: Lake, fs: FeatureSet) -> FeatureUpdate:
     """Upsert the rows added since the cursors, and rows whose label just arrived."""
-    lake = Lake(root, storage_options=storage_options)
-    uri = _uri(root, fs)
-    table = (
-        DeltaTable(uri, storage_options=storage_options)
-        if DeltaTable.is_deltatable(uri, storage_options)
-        else None
-    )
+    name = features_table(fs.name)
+    table = lake.table(name) if lake.exists(name) else None
     full = feature_frame(lake, fs).collect()
 
     def cursor(role: str, topic: str, partition: int) -> int:
@@ -195,12 +178,12 @@ def update_features(
         v = table.transaction_version(features_app_id(fs.name, role, topic, partition))
         return -1 if v is None else v
 
-    src_max = _max_offsets(full, SOURCE_LINEAGE)
-    label_max = _max_offsets(full.filter(pl.col("label").is_not_null()), LABEL_LINEAGE)
+    src_max = _max_offsets(full, COORDINATES)
+    label_max = _max_offsets(full.filter(pl.col("label").is_not_null()), LABEL_COORDINATES)
     src_cur = {k: cursor("source", *k) for k in src_max}
     label_cur = {k: cursor("label", *k) for k in label_max}
-    is_new = _after(SOURCE_LINEAGE, src_cur)
-    relabel = pl.col("label").is_not_null() & _after(LABEL_LINEAGE, label_cur) & ~is_new
+    is_new = _after(COORDINATES, src_cur)
+    relabel = pl.col("label").is_not_null() & _after(LABEL_COORDINATES, label_cur) & ~is_new
     new = full.filter(is_new)
     relabeled = full.filter(relabel)
     rows = pl.concat([new, relabeled]).to_arrow()
@@ -218,22 +201,22 @@ def update_features(
     props = CommitProperties(app_transactions=txns)
     if table is None:
         write_deltalake(
-            uri,
+            lake.uri(name),
             rows,
-            partition_by=["_date"],
-            storage_options=storage_options,
+            partition_by=[DATE],
+            storage_options=lake.storage_options,
             commit_properties=props,
         )
-        version = DeltaTable(uri, storage_options=storage_options).version()
+        version = lake.table(name).version()
     else:
-        on = " AND ".join(f"t.{c} = s.{c}" for c in SOURCE_LINEAGE)
+        on = " AND ".join(f"t.{c} = s.{c}" for c in COORDINATES)
         table.merge(
             rows, on, source_alias="s", target_alias="t", commit_properties=props
         ).when_matched_update_all().when_not_matched_insert_all().execute()
         version = table.version()
     log.info(
-        "features/%s: %d new rows, %d relabeled (version %s)",
-        fs.name,
+        "%s: %d new rows, %d relabeled (version %s)",
+        name,
         new.height,
         relabeled.height,
         version,
@@ -241,25 +224,18 @@ def update_features(
     return FeatureUpdate(new.height, relabeled.height, version)
 
 
-def read_features(
-    root: str, fs: FeatureSet, *, storage_options: dict[str, str] | None = None
-) -> pl.DataFrame:
+def read_features(lake: Lake, fs: FeatureSet) -> pl.DataFrame:
     """The whole ``features/<name>`` table in event-time order."""
-    lake = Lake(root, storage_options=storage_options)
-    return (
-        lake.scan(f"features.{fs.name}")
-        .sort([fs.event_time, "_kafka_partition", "_kafka_offset"])
-        .collect()
-    )
+    return lake.scan(features_table(fs.name)).sort([fs.event_time, *EVENT_ORDER_TIEBREAK]).collect()
 
 
-def _max_offsets(frame: pl.DataFrame, lineage: list[str]) -> dict[tuple[str, int], int]:
+def _max_offsets(frame: pl.DataFrame, lineage: tuple[str, str, str]) -> dict[tuple[str, int], int]:
     topic, part, off = lineage
     agg = frame.group_by(topic, part).agg(pl.col(off).max())
     return {(t, int(p)): int(o) for t, p, o in agg.iter_rows()}
 
 
-def _after(lineage: list[str], cursors: dict[tuple[str, int], int]) -> pl.Expr:
+def _after(lineage: tuple[str, str, str], cursors: dict[tuple[str, int], int]) -> pl.Expr:
     """Rows whose (topic, partition, offset) in ``lineage`` is past its cursor."""
     topic, part, off = lineage
     expr = pl.lit(False)

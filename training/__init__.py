@@ -1,3 +1,65 @@
-"""Training: placeholder until its issue lands (see DESIGN.md)."""
+"""Training: model specs, River online learning, batch retraining, the model registry,
+evaluation and promotion, scoring with an audit trail, lineage.
 
-__all__: list[str] = []
+Imports only :mod:`lake` and :mod:`features` of eventlake.
+"""
+
+from training.errors import ModelNotFound, NothingToLearn, TrainingError
+from training.evaluation import Decision, evaluate, gain
+from training.lineage import Explanation, explain
+from training.model_registry import (
+    Cursor,
+    ModelRegistry,
+    ModelVersion,
+    OffsetRanges,
+    advance,
+    merge_ranges,
+)
+from training.online import OnlineRun, learn_online, replay_online
+from training.retrain import holdout_start, retrain
+from training.rows import Rows, labeled_rows, newest_labeled, predict, score, table_versions
+from training.scoring import (
+    PREDICTION_SCHEMA,
+    Scorer,
+    labeled_predictions,
+    live_metrics,
+    prediction_app_id,
+)
+from training.specs import ModelSpec, model_spec, model_specs, register_model
+
+__all__ = [
+    "PREDICTION_SCHEMA",
+    "Cursor",
+    "Decision",
+    "Explanation",
+    "ModelNotFound",
+    "ModelRegistry",
+    "ModelSpec",
+    "ModelVersion",
+    "NothingToLearn",
+    "OffsetRanges",
+    "OnlineRun",
+    "Rows",
+    "Scorer",
+    "TrainingError",
+    "advance",
+    "evaluate",
+    "explain",
+    "gain",
+    "holdout_start",
+    "labeled_predictions",
+    "labeled_rows",
+    "learn_online",
+    "live_metrics",
+    "merge_ranges",
+    "model_spec",
+    "model_specs",
+    "newest_labeled",
+    "predict",
+    "prediction_app_id",
+    "register_model",
+    "replay_online",
+    "retrain",
+    "score",
+    "table_versions",
+]

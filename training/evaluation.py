@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
-from lake.catalog import Lake
-from training.registry import ModelRegistry
+from lake import Lake
+from training.model_registry import ModelRegistry
 from training.retrain import holdout_start
 from training.rows import labeled_rows, score
 from training.specs import ModelSpec
 
-__all__ = ["Decision", "evaluate"]
+__all__ = ["Decision", "evaluate", "gain"]
 
 log = logging.getLogger(__name__)
 
@@ -38,23 +39,31 @@ class Decision:
     reason: str
 
 
+def gain(metric: Any, challenger: float, champion: float) -> float:
+    """How much better ``challenger`` scores than ``champion`` by ``metric`` (a River
+    metric): positive when better, whichever direction the metric counts.
+
+    >>> from river import metrics
+    >>> gain(metrics.MAE(), 2.0, 3.0), gain(metrics.Accuracy(), 0.8, 0.9)
+    (1.0, -0.09999999999999998)
+    """
+    return challenger - champion if metric.bigger_is_better else champion - challenger
+
+
 def evaluate(
-    root: str,
+    lake: Lake,
     spec: ModelSpec,
     challenger: int,
     *,
     holdout_days: float = 1.0,
     margin: float = 0.0,
-    storage_options: dict[str, str] | None = None,
 ) -> Decision:
     """Score ``challenger`` and the champion of ``spec.name`` on the holdout; promote
     the challenger if better by ``margin``; record the decision."""
-    lake = Lake(root, storage_options=storage_options)
-    registry = ModelRegistry(root, storage_options=storage_options)
+    registry = ModelRegistry(lake)
     holdout = labeled_rows(lake, spec, since=holdout_start(lake, spec, holdout_days))
     metric = spec.make_metric()
     name = type(metric).__name__
-    bigger_better = bool(metric.bigger_is_better)
     ch_score = score(registry.load(spec.name, version=challenger).model, spec, holdout)
     champion = registry.alias(spec.name, "champion")
     if champion is None:
@@ -64,11 +73,11 @@ def evaluate(
         cp_score = ch_score
     else:
         cp_score = score(registry.load(spec.name, version=champion).model, spec, holdout)
-        gain = ch_score - cp_score if bigger_better else cp_score - ch_score
-        promoted = gain >= margin
+        better = gain(metric, ch_score, cp_score)
+        promoted = better >= margin
         reason = (
             f"{name} {ch_score:.4f} vs {cp_score:.4f}: "
-            f"{'better' if gain > 0 else 'not better'} by {abs(gain):.4f} "
+            f"{'better' if better > 0 else 'not better'} by {abs(better):.4f} "
             f"({'meets' if promoted else 'below'} the margin {margin})"
         )
     registry.set_alias(spec.name, "challenger", challenger, reason="evaluated")

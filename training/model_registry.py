@@ -11,8 +11,9 @@
 - ``models/trace``: the running metric of each online or batch run over event
   time, for plots.
 
-A model's lineage offsets are what erasure checks and what the lineage query
-reads; an online version's cover everything its ancestors learned too.
+A model's lineage offsets are what erasure checks (:meth:`ModelRegistry.trained_on`)
+and what the lineage query reads; an online version's cover everything its
+ancestors learned too.
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
+from deltalake import write_deltalake
 
+from lake import ErasedRecords, Lake
+from lake.names import UTC_MICROS, ModelTable, model_table
 from training.errors import ModelNotFound
 
-__all__ = ["ModelRegistry", "ModelVersion", "merge_offsets"]
-
-UTC_MICROS = pa.timestamp("us", tz="UTC")
+__all__ = ["Cursor", "ModelRegistry", "ModelVersion", "OffsetRanges", "advance", "merge_ranges"]
 _SCHEMAS = {
     "versions": pa.schema(
         [
@@ -74,20 +75,35 @@ _SCHEMAS = {
     ),
 }  # fmt: skip
 
-Offsets = dict[str, dict[str, list[int]]]  # topic -> partition -> [first, last]
+OffsetRanges = dict[str, dict[str, list[int]]]  # topic -> partition -> [first, last]
+Cursor = dict[str, dict[str, int]]  # topic -> partition -> last offset consumed
 
 
-def merge_offsets(a: Offsets, b: Offsets) -> Offsets:
+def merge_ranges(a: OffsetRanges, b: OffsetRanges) -> OffsetRanges:
     """Union of two lineage offset maps, as covering ranges.
 
-    >>> merge_offsets({"t": {"0": [0, 9]}}, {"t": {"0": [10, 19], "1": [3, 4]}})
+    >>> merge_ranges({"t": {"0": [0, 9]}}, {"t": {"0": [10, 19], "1": [3, 4]}})
     {'t': {'0': [0, 19], '1': [3, 4]}}
     """
-    out: Offsets = {t: {p: list(r) for p, r in parts.items()} for t, parts in a.items()}
+    out: OffsetRanges = {t: {p: list(r) for p, r in parts.items()} for t, parts in a.items()}
     for t, parts in b.items():
         for p, (lo, hi) in parts.items():
             cur = out.setdefault(t, {}).get(p)
             out[t][p] = [min(cur[0], lo), max(cur[1], hi)] if cur else [lo, hi]
+    return out
+
+
+def advance(a: Cursor, b: Cursor) -> Cursor:
+    """Cursor ``a`` moved to ``b`` wherever ``b`` is further.
+
+    >>> advance({"t": {"0": 9}}, {"t": {"0": 19, "1": 4}})
+    {'t': {'0': 19, '1': 4}}
+    """
+    out: Cursor = {t: dict(parts) for t, parts in a.items()}
+    for t, parts in b.items():
+        mine = out.setdefault(t, {})
+        for p, last in parts.items():
+            mine[p] = max(mine.get(p, last), last)
     return out
 
 
@@ -103,8 +119,8 @@ class ModelVersion:
     metrics: dict[str, float]
     params: dict[str, Any]
     lineage: dict[str, Any]
-    lineage_offsets: Offsets
-    cursor: Offsets
+    lineage_offsets: OffsetRanges
+    cursor: Cursor
     rows: int
     created_at: dt.datetime
     event_time_from: dt.datetime | None
@@ -117,7 +133,7 @@ class ModelRegistry:
     """Model versions, aliases, decisions, drift and traces under ``<root>/models``.
 
     >>> import tempfile
-    >>> reg = ModelRegistry(tempfile.mkdtemp())
+    >>> reg = ModelRegistry(Lake(tempfile.mkdtemp()))
     >>> v = reg.register("eta", "batch", model={"w": 1}, metrics={"MAE": 3.5}, rows=10)
     >>> v.version, reg.load("eta").model
     (1, {'w': 1})
@@ -126,31 +142,27 @@ class ModelRegistry:
     1
     """
 
-    def __init__(self, root: str, *, storage_options: dict[str, str] | None = None) -> None:
-        self.root = root.rstrip("/")
-        self.storage_options = storage_options
+    def __init__(self, lake: Lake) -> None:
+        self.lake = lake
 
-    def _uri(self, table: str) -> str:
-        return f"{self.root}/models/{table}"
-
-    def _scan(self, table: str) -> pl.LazyFrame:
+    def _scan(self, table: ModelTable) -> pl.LazyFrame:
         """``models/<table>`` as a lazy scan, so reads take only the columns they need
         (not every pickled artifact to number a version)."""
-        uri = self._uri(table)
-        if not DeltaTable.is_deltatable(uri, self.storage_options):
+        name = model_table(table)
+        if not self.lake.exists(name):
             return pl.DataFrame(_SCHEMAS[table].empty_table()).lazy()
-        return pl.scan_delta(DeltaTable(uri, storage_options=self.storage_options))
+        return self.lake.scan(name)
 
-    def _read(self, table: str) -> pl.DataFrame:
+    def _read(self, table: ModelTable) -> pl.DataFrame:
         return self._scan(table).collect()
 
-    def _append(self, table: str, rows: list[dict[str, Any]]) -> None:
+    def _append(self, table: ModelTable, rows: list[dict[str, Any]]) -> None:
         if rows:
             write_deltalake(
-                self._uri(table),
+                self.lake.uri(model_table(table)),
                 pa.Table.from_pylist(rows, schema=_SCHEMAS[table]),
                 mode="append",
-                storage_options=self.storage_options,
+                storage_options=self.lake.storage_options,
             )
 
     # -- versions -------------------------------------------------------------------
@@ -165,8 +177,8 @@ class ModelRegistry:
         metrics: dict[str, float] | None = None,
         params: dict[str, Any] | None = None,
         lineage: dict[str, Any] | None = None,
-        lineage_offsets: Offsets | None = None,
-        cursor: Offsets | None = None,
+        lineage_offsets: OffsetRanges | None = None,
+        cursor: Cursor | None = None,
         rows: int = 0,
         event_time_from: dt.datetime | None = None,
         event_time_to: dt.datetime | None = None,
@@ -335,3 +347,26 @@ class ModelRegistry:
         if name is not None:
             df = df.filter(pl.col("name") == name)
         return df.sort(["name", "event_time"])
+
+    # -- erasure ------------------------------------------------------------------------
+
+    def trained_on(self, erased: ErasedRecords) -> list[str]:
+        """Versions (``"name:version"``) whose lineage offset ranges include any of the
+        ``erased`` records: the ones to retrain after an erasure.
+
+        >>> import tempfile
+        >>> reg = ModelRegistry(Lake(tempfile.mkdtemp()))
+        >>> _ = reg.register("eta", "batch", model=None, lineage_offsets={"o": {"0": [0, 9]}})
+        >>> reg.trained_on({("o", 0): [5]}), reg.trained_on({("o", 0): [10]})
+        (['eta:1'], [])
+        """
+        hits = []
+        versions = self._scan("versions").select("name", "version", "lineage_offsets").collect()
+        for name, version, lineage in versions.iter_rows():
+            ranges = json.loads(lineage or "{}")
+            for (topic, partition), offsets in erased.items():
+                lo_hi = ranges.get(topic, {}).get(str(partition))
+                if lo_hi and any(lo_hi[0] <= o <= lo_hi[1] for o in offsets):
+                    hits.append(f"{name}:{version}")
+                    break
+        return sorted(hits)

@@ -21,8 +21,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from lake.catalog import Lake
-from training.registry import ModelRegistry, ModelVersion, merge_offsets
+from lake import Lake
+from training.model_registry import Cursor, ModelRegistry, ModelVersion, advance, merge_ranges
 from training.rows import Rows, labeled_rows, table_versions
 from training.specs import ModelSpec
 
@@ -44,13 +44,12 @@ class OnlineRun:
 
 
 def learn_online(
-    root: str,
+    lake: Lake,
     spec: ModelSpec,
     *,
-    until: dict[str, dict[str, list[int]]] | None = None,
+    until: Cursor | None = None,
     name: str | None = None,
     code_version: str = "",
-    storage_options: dict[str, str] | None = None,
 ) -> OnlineRun:
     """Learn ``spec`` from the labeled rows since its last online version.
 
@@ -59,8 +58,7 @@ def learn_online(
     """
     t0 = time.monotonic()
     name = name or spec.name
-    registry = ModelRegistry(root, storage_options=storage_options)
-    lake = Lake(root, storage_options=storage_options)
+    registry = ModelRegistry(lake)
     prev = registry.latest(name, kind="online")
     rows = labeled_rows(lake, spec, after=prev.cursor if prev else None, until=until)
     if not len(rows):
@@ -90,8 +88,8 @@ def learn_online(
             "tables": table_versions(lake, spec),
             "rows_this_version": len(rows),
         },
-        lineage_offsets=merge_offsets(prev.lineage_offsets if prev else {}, rows.offsets()),
-        cursor=merge_offsets(prev.cursor if prev else {}, rows.label_cursor()),
+        lineage_offsets=merge_ranges(prev.lineage_offsets if prev else {}, rows.offsets()),
+        cursor=advance(prev.cursor if prev else {}, rows.label_cursor()),
         rows=len(rows),
         event_time_from=rows.event_time[0],
         event_time_to=rows.event_time[-1],
@@ -136,7 +134,7 @@ def _learn(
     every = max(1, len(rows) // _TRACE_POINTS)
     metric_name = type(metric).__name__
     labels = getattr(metric, "requires_labels", True)
-    classify = spec.task == "classification"
+    error = spec.error
     predict_one, learn_one, update = model.predict_one, model.learn_one, metric.update
     watch = detector.update
     err_sum, err_n, seen = state["err_sum"], state["err_n"], state["rows"]
@@ -146,7 +144,7 @@ def _learn(
         y_pred = predict_one(x) if labels else model.predict_proba_one(x)
         update(y, y_pred)
         label = y_pred if labels else predict_one(x)
-        err = float(label != y) if classify else abs(y - (label or 0.0))
+        err = error(y, label)
         watch(err)
         err_sum += err
         err_n += 1
@@ -182,26 +180,19 @@ def _learn(
 
 
 def replay_online(
-    root: str,
-    spec: ModelSpec,
-    *,
-    name: str,
-    upto_version: int | None = None,
-    storage_options: dict[str, str] | None = None,
+    lake: Lake, spec: ModelSpec, *, name: str, upto_version: int | None = None
 ) -> ModelVersion | None:
     """Relearn ``spec``'s online versions from scratch under ``name``, increment by
     increment (each version's recorded cursor), up to ``upto_version``.
 
     The result's model has the same parameters as the original version's.
     """
-    registry = ModelRegistry(root, storage_options=storage_options)
+    registry = ModelRegistry(lake)
     history = registry.versions(spec.name).filter(kind="online")
     last = None
     for v in history["version"].to_list():
         if upto_version is not None and v > upto_version:
             break
         cursor = registry.load(spec.name, version=v).cursor
-        last = learn_online(
-            root, spec, until=cursor, name=name, storage_options=storage_options
-        ).version
+        last = learn_online(lake, spec, until=cursor, name=name).version
     return last

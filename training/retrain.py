@@ -12,9 +12,9 @@ import datetime as dt
 import logging
 import time
 
-from lake.catalog import Lake
+from lake import Lake
 from training.errors import NothingToLearn
-from training.registry import ModelRegistry, ModelVersion
+from training.model_registry import ModelRegistry, ModelVersion
 from training.rows import labeled_rows, newest_labeled, predict, score, table_versions
 from training.specs import ModelSpec
 
@@ -35,18 +35,16 @@ def holdout_start(lake: Lake, spec: ModelSpec, holdout_days: float) -> dt.dateti
 
 
 def retrain(
-    root: str,
+    lake: Lake,
     spec: ModelSpec,
     *,
     window_days: float = 7.0,
     holdout_days: float = 1.0,
     passes: int = 1,
     code_version: str = "",
-    storage_options: dict[str, str] | None = None,
 ) -> ModelVersion:
     """Train a fresh ``spec`` model on the window before the holdout; register it."""
     t0 = time.monotonic()
-    lake = Lake(root, storage_options=storage_options)
     split = holdout_start(lake, spec, holdout_days)
     train = labeled_rows(lake, spec, since=split - dt.timedelta(days=window_days), before=split)
     if not len(train):
@@ -63,7 +61,7 @@ def retrain(
             model.learn_one(x, y)
     name = type(metric).__name__
     holdout_score = score(model, spec, holdout) if len(holdout) else float("nan")
-    registry = ModelRegistry(root, storage_options=storage_options)
+    registry = ModelRegistry(lake)
     mv = registry.register(
         spec.name,
         "batch",

@@ -8,10 +8,11 @@ from typing import Any
 
 import polars as pl
 
-from features.compute import LABEL_LINEAGE, SOURCE_LINEAGE
-from features.definition import Label
-from lake.catalog import Lake, TableNotInLake
-from training.registry import Offsets
+from features import EVENT_ORDER_TIEBREAK, Label
+from lake import Lake, TableNotInLake
+from lake.names import COORDINATES, LABEL_COORDINATES
+from lake.names import features as features_table
+from training.model_registry import Cursor, OffsetRanges
 from training.specs import ModelSpec
 
 __all__ = ["Rows", "labeled_rows", "newest_labeled", "predict", "score", "table_versions"]
@@ -30,10 +31,10 @@ class Rows:
     def __len__(self) -> int:
         return len(self.y)
 
-    def offsets(self) -> Offsets:
+    def offsets(self) -> OffsetRanges:
         """Kafka offset ranges (source and label events) these rows came from."""
-        out: Offsets = {}
-        for topic, part, off in (SOURCE_LINEAGE, LABEL_LINEAGE):
+        out: OffsetRanges = {}
+        for topic, part, off in (COORDINATES, LABEL_COORDINATES):
             agg = self.frame.group_by(topic, part).agg(
                 pl.col(off).min().alias("lo"), pl.col(off).max().alias("hi")
             )
@@ -42,13 +43,13 @@ class Rows:
                 out[t][str(p)] = [min(cur[0], lo), max(cur[1], hi)] if cur else [lo, hi]
         return out
 
-    def label_cursor(self) -> Offsets:
+    def label_cursor(self) -> Cursor:
         """The last label offset per topic and partition in these rows."""
-        topic, part, off = LABEL_LINEAGE
+        topic, part, off = LABEL_COORDINATES
         agg = self.frame.group_by(topic, part).agg(pl.col(off).max())
-        out: Offsets = {}
+        out: Cursor = {}
         for t, p, o in agg.iter_rows():
-            out.setdefault(t, {})[str(p)] = [o, o]
+            out.setdefault(t, {})[str(p)] = int(o)
         return out
 
 
@@ -56,20 +57,20 @@ def labeled_rows(
     lake: Lake,
     spec: ModelSpec,
     *,
-    after: Offsets | None = None,
-    until: Offsets | None = None,
+    after: Cursor | None = None,
+    until: Cursor | None = None,
     since: dt.datetime | None = None,
     before: dt.datetime | None = None,
 ) -> Rows:
     """Labeled rows of the spec's feature set, in event-time order.
 
     ``after``/``until`` bound the label's offsets (exclusive/inclusive, per topic
-    and partition, as cursors ``{topic: {partition: [o, o]}}``); ``since``/``before``
+    and partition, as cursors ``{topic: {partition: offset}}``); ``since``/``before``
     bound event time (inclusive/exclusive).
     """
     fs = spec.feature_set
     try:
-        table = lake.table(f"features.{fs.name}")
+        table = lake.table(features_table(fs.name))
     except TableNotInLake:
         return Rows(pl.DataFrame(), [], [], pl.Series([], dtype=pl.Datetime("us", "UTC")), None)
     frame = pl.scan_delta(table).filter(pl.col("label").is_not_null())
@@ -81,7 +82,7 @@ def labeled_rows(
         frame = frame.filter(pl.col(fs.event_time) >= since)
     if before is not None:
         frame = frame.filter(pl.col(fs.event_time) < before)
-    df = frame.sort([fs.event_time, "_kafka_partition", "_kafka_offset"]).collect()
+    df = frame.sort([fs.event_time, *EVENT_ORDER_TIEBREAK]).collect()
     names = spec.feature_names
     xs = df.select(names).to_dicts()
     if any(df[c].null_count() for c in names):  # River models want no None values
@@ -97,7 +98,7 @@ def newest_labeled(lake: Lake, spec: ModelSpec) -> dt.datetime | None:
     one column is read, no rows are built."""
     fs = spec.feature_set
     try:
-        table = lake.table(f"features.{fs.name}")
+        table = lake.table(features_table(fs.name))
     except TableNotInLake:
         return None
     newest = (
@@ -110,12 +111,12 @@ def newest_labeled(lake: Lake, spec: ModelSpec) -> dt.datetime | None:
     return newest
 
 
-def _upto(cursor: Offsets) -> pl.Expr:
+def _upto(cursor: Cursor) -> pl.Expr:
     """Rows whose label offset is at or before ``cursor`` in its topic-partition."""
-    topic, part, off = LABEL_LINEAGE
+    topic, part, off = LABEL_COORDINATES
     expr = pl.lit(False)
     for t, parts in cursor.items():
-        for p, (_, last) in parts.items():
+        for p, last in parts.items():
             expr = expr | ((pl.col(topic) == t) & (pl.col(part) == int(p)) & (pl.col(off) <= last))
     return expr
 
@@ -142,7 +143,7 @@ def table_versions(lake: Lake, spec: ModelSpec) -> dict[str, int]:
     the label's table.
     """
     fs = spec.feature_set
-    names = [f"features.{fs.name}", fs.source]
+    names = [features_table(fs.name), fs.source]
     if isinstance(fs.label, Label):
         names.append(fs.label.table)
     out = {}

@@ -23,13 +23,14 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from features.compute import feature_frame
-from lake.catalog import Lake, TableNotInLake
-from lake.fenced import AppendResult, fenced_append
+from features import feature_frame
+from lake import AppendResult, Lake, TableNotInLake
+from lake.fenced import fenced_append
+from lake.names import COORDINATES, DATE, UTC_MICROS, features
+from lake.names import predictions as predictions_table
 from lake.offsets import txn_versions
-from lake.tables import open_or_create
 from training.errors import ModelNotFound
-from training.registry import ModelRegistry, ModelVersion
+from training.model_registry import ModelRegistry, ModelVersion
 from training.specs import ModelSpec
 
 __all__ = [
@@ -42,7 +43,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-UTC_MICROS = pa.timestamp("us", tz="UTC")
 PREDICTION_SCHEMA = pa.schema(
     [
         pa.field("model", pa.string(), nullable=False),
@@ -71,32 +71,19 @@ def prediction_app_id(model: str, topic: str, partition: int) -> str:
 class Scorer:
     """Predicts with the champion of ``spec.name`` and records every prediction."""
 
-    def __init__(
-        self,
-        root: str,
-        spec: ModelSpec,
-        *,
-        reload_s: float = 2.0,
-        storage_options: dict[str, str] | None = None,
-    ) -> None:
-        self.root = root
+    def __init__(self, lake: Lake, spec: ModelSpec, *, reload_s: float = 2.0) -> None:
+        self.lake = lake
         self.spec = spec
         self.reload_s = reload_s
-        self.storage_options = storage_options
-        self.lake = Lake(root, storage_options=storage_options)
-        self.registry = ModelRegistry(root, storage_options=storage_options)
+        self.registry = ModelRegistry(lake)
         self.current: ModelVersion = self._champion()
         self._checked = time.monotonic()
         try:
             self._history = self.lake.scan(spec.feature_set.source).collect()
         except TableNotInLake:
             self._history = pl.DataFrame()
-        self._table = open_or_create(
-            f"{root.rstrip('/')}/predictions/{spec.name}",
-            PREDICTION_SCHEMA,
-            partition_by=["date"],
-            name=f"predictions_{spec.name}",
-            storage_options=storage_options,
+        self._table = lake.open_or_create(
+            predictions_table(spec.name), PREDICTION_SCHEMA, partition_by=["date"]
         )
 
     def _champion(self) -> ModelVersion:
@@ -128,7 +115,7 @@ class Scorer:
         if events.is_empty():
             return pl.DataFrame(PREDICTION_SCHEMA.empty_table())
         fs = self.spec.feature_set
-        lineage = ["_kafka_topic", "_kafka_partition", "_kafka_offset"]
+        lineage = list(COORDINATES)
         keys = events.select(lineage)
         past = self._history
         if not past.is_empty():  # events ingested already are in the history too
@@ -152,11 +139,11 @@ class Scorer:
                 "prediction": preds,
                 "entity_key": rows[fs.key].cast(pl.String),
                 "event_time": rows[fs.event_time],
-                "input_topic": rows["_kafka_topic"],
-                "input_partition": rows["_kafka_partition"],
-                "input_offset": rows["_kafka_offset"],
+                "input_topic": rows[COORDINATES[0]],
+                "input_partition": rows[COORDINATES[1]],
+                "input_offset": rows[COORDINATES[2]],
                 "scored_at": [now] * rows.height,
-                "date": rows["_date"],
+                "date": rows[DATE],
             }
         )
 
@@ -173,8 +160,8 @@ class Scorer:
             partition="input_partition",
             offset="input_offset",
             partition_by=["date"],
-            storage_options=self.storage_options,
-            label=f"predictions/{self.spec.name}",
+            storage_options=self.lake.storage_options,
+            label=predictions_table(self.spec.name),
         )
 
 
@@ -190,25 +177,24 @@ def labeled_predictions(lake: Lake, model: str, feature_set: str) -> pl.LazyFram
     """``predictions/<model>`` joined with the labels that have arrived in
     ``features/<feature_set>`` (by the input's lineage); None if either table is missing."""
     try:
-        preds = lake.scan(f"predictions.{model}")
-        labels = lake.scan(f"features.{feature_set}").filter(pl.col("label").is_not_null())
+        preds = lake.scan(predictions_table(model))
+        labels = lake.scan(features(feature_set)).filter(pl.col("label").is_not_null())
     except TableNotInLake:
         return None
     return preds.join(
-        labels.select("_kafka_topic", "_kafka_partition", "_kafka_offset", "label"),
+        labels.select(*COORDINATES, "label"),
         left_on=["input_topic", "input_partition", "input_offset"],
-        right_on=["_kafka_topic", "_kafka_partition", "_kafka_offset"],
+        right_on=list(COORDINATES),
     )
 
 
-def live_metrics(
-    root: str, spec: ModelSpec, *, storage_options: dict[str, str] | None = None
-) -> pl.DataFrame:
-    """The spec's metric per model version over predictions whose label has arrived.
+def live_metrics(lake: Lake, spec: ModelSpec) -> pl.DataFrame:
+    """The spec's metric and mean per-row error (:meth:`ModelSpec.error`) per model
+    version over predictions whose label has arrived.
 
-    Columns: ``model_version``, ``labeled`` (predictions with a label), the metric.
+    Columns: ``model_version``, ``labeled`` (predictions with a label), the metric,
+    ``mean_error``.
     """
-    lake = Lake(root, storage_options=storage_options)
     labeled = labeled_predictions(lake, spec.name, spec.feature_set.name)
     if labeled is None:
         return pl.DataFrame()
@@ -217,8 +203,17 @@ def live_metrics(
     name = type(spec.make_metric()).__name__
     classify = spec.task == "classification"
     for (version,), group in joined.group_by(["model_version"], maintain_order=True):
-        metric = spec.make_metric()
+        metric, errors = spec.make_metric(), 0.0
         for y, p in zip(group["label"], group["prediction"], strict=True):
-            metric.update(bool(y) if classify else y, p >= 0.5 if classify else p)
-        out.append({"model_version": version, "labeled": group.height, name: float(metric.get())})
+            y, p = (bool(y), p >= 0.5) if classify else (y, p)
+            metric.update(y, p)
+            errors += spec.error(y, p)
+        out.append(
+            {
+                "model_version": version,
+                "labeled": group.height,
+                name: float(metric.get()),
+                "mean_error": errors / group.height,
+            }
+        )
     return pl.DataFrame(out).sort("model_version") if out else pl.DataFrame()

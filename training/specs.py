@@ -20,7 +20,8 @@ them; users register their own in a module named by ``EVENTLAKE_DEFINITIONS``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -67,22 +68,27 @@ class ModelSpec:
 
 
 _SPECS: dict[str, ModelSpec] = {}
+_MODULES: dict[str, str] = {}  # spec name -> the module that registered it
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:
-    """Make ``spec`` known by its name (replacing one of the same name)."""
+    """Make ``spec`` known by its name (replacing one of the same name), as a spec of
+    the calling module (what :func:`model_specs` selects by)."""
     _SPECS[spec.name] = spec
+    _MODULES[spec.name] = sys._getframe(1).f_globals.get("__name__", "")
     return spec
 
 
-def model_spec(name: str) -> ModelSpec:
-    """The registered spec called ``name``; raises :class:`ModelNotFound`."""
-    try:
-        return _SPECS[name]
-    except KeyError:
-        raise ModelNotFound(f"model spec {name!r}", sorted(_SPECS)) from None
+def model_spec(name: str, modules: Collection[str] | None = None) -> ModelSpec:
+    """The registered spec called ``name`` (of one of ``modules``, if given); raises
+    :class:`ModelNotFound`."""
+    known = [s.name for s in model_specs(modules)]
+    if name not in known:
+        raise ModelNotFound(f"model spec {name!r}", known)
+    return _SPECS[name]
 
 
-def model_specs() -> list[ModelSpec]:
-    """Every registered spec, by name."""
-    return [_SPECS[n] for n in sorted(_SPECS)]
+def model_specs(modules: Collection[str] | None = None) -> list[ModelSpec]:
+    """Every registered spec by name; only those registered by ``modules`` if given
+    (a process that imported other definitions modules does not mix them in)."""
+    return [_SPECS[n] for n in sorted(_SPECS) if modules is None or _MODULES[n] in modules]
