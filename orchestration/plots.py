@@ -1,7 +1,7 @@
 """The model's error over event time, with schema upgrades, drift and retraining marked.
 
-One PNG per model under ``<lake root>/_reports/``: the online model's error
-per stretch of rows (from its metric trace), the served predictions' error per
+One PNG per model in the lake's report folder (:func:`lake.names.reports_dir`): the
+online model's error per stretch of rows (from its metric trace), the served predictions' error per
 hour (predictions joined with labels, when there are any), each batch
 version's holdout error at the end of its training window, and vertical marks
 for the source's schema upgrades, drift detections and promotions.
@@ -20,9 +20,9 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import polars as pl
 
-from lake.catalog import Lake, TableNotInLake
-from training.registry import ModelRegistry
-from training.scoring import labeled_predictions
+from lake import Lake, TableNotInLake
+from lake.names import SCHEMA_VERSION, layer_of, reports_dir
+from training import ModelRegistry, labeled_predictions
 
 __all__ = ["metric_plot"]
 
@@ -37,10 +37,9 @@ def _chunk_error(trace: pl.DataFrame) -> pl.DataFrame:
     ).filter(pl.col("rows").diff().fill_null(1) > 0)
 
 
-def metric_plot(root: str, name: str, storage_options: dict[str, str] | None = None) -> str:
-    """Draw the plot of model ``name``; return the PNG's path."""
-    registry = ModelRegistry(root, storage_options=storage_options)
-    lake = Lake(root, storage_options=storage_options)
+def metric_plot(lake: Lake, name: str) -> str:
+    """Draw the plot of model ``name`` (a local lake's report folder); return the PNG's path."""
+    registry = ModelRegistry(lake)
     trace = registry.trace(name)
     versions = registry.versions(name)
     fig, ax = plt.subplots(figsize=(11, 4.8), dpi=90)
@@ -99,7 +98,7 @@ def metric_plot(root: str, name: str, storage_options: dict[str, str] | None = N
     ax.legend(loc="upper left", fontsize=8)
     fig.autofmt_xdate()
     fig.tight_layout()
-    folder = os.path.join(root, "_reports")
+    folder = reports_dir(lake.root)
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{name}_error.png")
     fig.savefig(path)
@@ -109,7 +108,7 @@ def metric_plot(root: str, name: str, storage_options: dict[str, str] | None = N
 
 def _served_error(lake: Lake, name: str) -> pl.DataFrame | None:
     """Mean absolute error of the served predictions per hour of event time."""
-    versions = ModelRegistry(lake.root, storage_options=lake.storage_options).versions(name)
+    versions = ModelRegistry(lake).versions(name)
     if versions.is_empty():
         return None
     feature_set = json.loads(versions["lineage"][-1]).get("feature_set")
@@ -140,9 +139,7 @@ def _schema_upgrades(lake: Lake, registry: ModelRegistry, name: str) -> list[tup
     except (TableNotInLake, TypeError):
         return []
     first = (
-        frame.group_by("_schema_version")
-        .agg(pl.col(event_time).min())
-        .sort("_schema_version")
-        .collect()
+        frame.group_by(SCHEMA_VERSION).agg(pl.col(event_time).min()).sort(SCHEMA_VERSION).collect()
     )
-    return [(t, f"{source.split('.', 1)[1]} schema v{v}") for v, t in first.iter_rows() if v > 1]
+    subject = layer_of(source)[1]
+    return [(t, f"{subject} schema v{v}") for v, t in first.iter_rows() if v > 1]

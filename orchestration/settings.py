@@ -14,7 +14,7 @@ import os
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, ValidationError
 from pydantic_settings import (
@@ -26,6 +26,8 @@ from pydantic_settings import (
 )
 
 from ingest import IngestOptions, consumer_config
+from lake import Lake
+from lake.names import SubjectStrategy
 from orchestration.errors import ConfigError
 
 __all__ = ["ENV_PREFIX", "Settings", "load_settings"]
@@ -76,7 +78,7 @@ class Settings(BaseSettings):
     decode_avro: bool = Field(
         False, description="Decode Confluent-framed Avro into silver behind each bronze commit."
     )
-    subject_strategy: Literal["topic", "record", "topic_record"] = Field(
+    subject_strategy: SubjectStrategy = Field(
         "topic", description="How a record's subject is named (Confluent's strategies)."
     )
     metrics_port: int | None = Field(
@@ -84,7 +86,7 @@ class Settings(BaseSettings):
     )
     metrics_host: str = Field("127.0.0.1", description="Address the metrics server binds.")
     definitions: str = Field(
-        "orchestration.demo_definitions",
+        "orchestration.demo.definitions",
         description="Comma-separated modules that register feature sets and models.",
     )
     partitions_start: str = Field(
@@ -113,6 +115,14 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
         return tuple(sources)
 
+    def lake(self) -> Lake:
+        """The lake handle these settings name (root and storage options).
+
+        >>> Settings(lake_root="/data/lake").lake()
+        Lake('/data/lake')
+        """
+        return Lake(self.lake_root, storage_options=dict(self.storage_options) or None)
+
     def ingest_options(self, topic: str, *, group_id: str | None = None) -> IngestOptions:
         """The :class:`ingest.IngestOptions` for ingesting ``topic`` with these settings.
 
@@ -135,10 +145,9 @@ class Settings(BaseSettings):
         return IngestOptions(
             bootstrap_servers=self.kafka_bootstrap_servers,
             topic=topic,
-            lake_root=self.lake_root,
+            lake=self.lake(),
             group_id=group_id or self.kafka_group_id,
             consumer_options=dict(self.kafka_consumer_options),
-            storage_options=dict(self.storage_options),
             batch_max_records=self.batch_max_records,
             batch_max_bytes=self.batch_max_bytes,
             batch_max_latency_s=self.batch_max_latency_ms / 1000,

@@ -5,21 +5,24 @@ from __future__ import annotations
 import importlib
 
 from orchestration.errors import ConfigError
-from training.specs import ModelSpec, model_spec
+from training import ModelSpec, model_spec, model_specs
 
 __all__ = ["load_definitions", "load_model"]
 
 
-def load_definitions(modules: str) -> None:
-    """Import each module of the comma-separated ``modules`` (they register specs).
+def load_definitions(modules: str) -> list[ModelSpec]:
+    """Import each module of the comma-separated ``modules``; return the model specs
+    they register.
 
-    >>> load_definitions("orchestration.demo_definitions")
+    >>> [s.name for s in load_definitions("orchestration.demo.definitions")]
+    ['eta']
     >>> load_definitions("no.such.module")
     Traceback (most recent call last):
     ...
     orchestration.errors.ConfigError: setting definitions: cannot import 'no.such.module' ...
     """
-    for name in (m.strip() for m in modules.split(",") if m.strip()):
+    names = [m.strip() for m in modules.split(",") if m.strip()]
+    for name in names:
         try:
             importlib.import_module(name)
         except ImportError as e:
@@ -27,9 +30,10 @@ def load_definitions(modules: str) -> None:
                 "definitions",
                 f"cannot import {name!r} ({e}); set EVENTLAKE_DEFINITIONS to importable modules",
             ) from e
+    return model_specs(names)
 
 
 def load_model(modules: str, name: str) -> ModelSpec:
-    """The model spec ``name`` after loading ``modules``."""
+    """The model spec ``name`` of the definitions ``modules``."""
     load_definitions(modules)
-    return model_spec(name)
+    return model_spec(name, [m.strip() for m in modules.split(",") if m.strip()])

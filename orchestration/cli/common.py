@@ -15,7 +15,7 @@ from orchestration.errors import ConfigError, OrchestrationError
 from orchestration.settings import Settings, load_settings
 from training.errors import TrainingError
 
-__all__ = ["friendly_errors", "settings_of", "storage_options"]
+__all__ = ["friendly_errors", "settings_of"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,8 +43,3 @@ def friendly_errors(fn: F) -> F:
 def settings_of(ctx: click.Context, **overrides: Any) -> Settings:
     """The settings for this invocation (``--config`` file, environment, ``overrides``)."""
     return load_settings(ctx.obj["config_file"], **overrides)
-
-
-def storage_options(settings: Settings) -> dict[str, str] | None:
-    """The lake's object-store options, None when there are none."""
-    return dict(settings.storage_options) or None

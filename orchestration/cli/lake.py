@@ -7,18 +7,16 @@ from typing import TYPE_CHECKING
 
 import click
 
+from orchestration.cli.common import friendly_errors, settings_of
+
 if TYPE_CHECKING:
-    from lake.catalog import Lake
-from orchestration.cli_common import friendly_errors, settings_of, storage_options
+    from lake import Lake
 
 __all__ = ["erase", "maintain", "sql", "tables"]
 
 
 def _lake(ctx: click.Context) -> Lake:
-    from lake.catalog import Lake
-
-    settings = settings_of(ctx)
-    return Lake(settings.lake_root, storage_options=storage_options(settings))
+    return settings_of(ctx).lake()
 
 
 def _size(n: float) -> str:
@@ -118,7 +116,7 @@ def maintain(
     retention_hours: float | None,
 ) -> None:
     """Compact small files, checkpoint, clean the log and vacuum, table by table."""
-    from lake.maintenance import DEFAULT_RETENTION_HOURS, maintain_lake
+    from lake import DEFAULT_RETENTION_HOURS, maintain_lake
 
     for name, report in maintain_lake(
         _lake(ctx),
@@ -144,7 +142,8 @@ def erase(
     ctx: click.Context, where: str | None, key: str | None, key_hex: str | None, yes: bool
 ) -> None:
     """Delete matching records from every table for good (GDPR), with an audit entry."""
-    from lake.erasure import erase as erase_records
+    from lake import erase as erase_records
+    from training import ModelRegistry
 
     keys = [k for k in (key.encode() if key else None, bytes.fromhex(key_hex or "") or None) if k]
     if (where is None) == (not keys) or len(keys) > 1:
@@ -156,10 +155,10 @@ def erase(
         )
     lake = _lake(ctx)
     report = erase_records(
-        lake.root,
+        lake,
         where=where,
         key=keys[0] if keys else None,
-        storage_options=lake.storage_options,
+        trained_on=ModelRegistry(lake).trained_on,
     )
     click.echo(f"erased {report.records} records matching {what} (erasure {report.erasure_id})")
     for name, n in sorted(report.rows_by_table.items()):

@@ -9,9 +9,9 @@ import sys
 import click
 
 from ingest import EmbeddedBroker, Ingester, IngestMetrics
-from orchestration.cli_common import friendly_errors, settings_of
-from orchestration.lake_commands import erase, maintain, sql, tables
-from orchestration.model_commands import (
+from orchestration.cli.common import friendly_errors, settings_of
+from orchestration.cli.lake import erase, maintain, sql, tables
+from orchestration.cli.models import (
     evaluate_cmd,
     features,
     learn,
@@ -20,7 +20,7 @@ from orchestration.model_commands import (
     retrain_cmd,
     score,
 )
-from orchestration.replay_commands import replay
+from orchestration.cli.replay import replay
 from orchestration.signals import stop_on_signals
 
 __all__ = ["main"]
@@ -77,17 +77,15 @@ def broker(host: str, port: int | None) -> None:
 @friendly_errors
 def registry(ctx: click.Context, host: str, port: int) -> None:
     """Serve the Confluent Schema Registry REST API over the lake's registry until Ctrl-C."""
-    from ingest.registry_server import RegistryServer
-    from lake import SchemaRegistry
+    from ingest import SchemaRegistryServer
+    from lake import SchemaStore
 
     settings = settings_of(ctx)
-    store = SchemaRegistry.open(
-        settings.lake_root, storage_options=dict(settings.storage_options) or None
-    )
-    with stop_on_signals() as stop, RegistryServer(store, host=host, port=port) as server:
+    store = SchemaStore.open(settings.lake())
+    with stop_on_signals() as stop, SchemaRegistryServer(store, host=host, port=port) as server:
         click.echo(
             f"schema registry (Confluent REST API) at {server.url}, "
-            f"stored in {settings.lake_root}/registry"
+            f"stored in the lake at {settings.lake_root}"
         )
         click.echo(f"export EVENTLAKE_REGISTRY_URL={server.url}", err=True)
         stop.wait()
@@ -137,7 +135,7 @@ def ingest(
     if os.environ.get("DAGSTER_HOME"):  # report each bronze commit to that Dagster instance
         import dagster as dg
 
-        from orchestration.dagster_report import bronze_reporter
+        from orchestration.defs.reports import bronze_reporter
 
         on_commit = bronze_reporter(dg.DagsterInstance.get(), topic)
     with stop_on_signals() as stop:
@@ -219,7 +217,7 @@ def ui(root: str, port: int, host: str) -> None:
     env.setdefault("EVENTLAKE_PARTITIONS_START", "2026-11-01")
     os.makedirs(env["DAGSTER_HOME"], exist_ok=True)
     dg_bin = shutil.which("dg", path=os.path.dirname(sys.executable)) or "dg"
-    project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    project = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     click.echo(f"Dagster UI at http://{host}:{port} (lake {env['EVENTLAKE_LAKE_ROOT']})")
     os.chdir(project)  # dg finds the project by its pyproject.toml
     os.execvpe(dg_bin, [dg_bin, "dev", "--host", host, "--port", str(port)], env)
@@ -237,12 +235,10 @@ def dead_letters() -> None:
 @friendly_errors
 def dead_letters_list(ctx: click.Context, topic: str | None, limit: int) -> None:
     """Show dead letters: where they came from and why they failed."""
-    from lake.dead_letters import DeadLetters
+    from lake import DeadLetters
 
     settings = settings_of(ctx)
-    table = DeadLetters.open(
-        settings.lake_root, storage_options=dict(settings.storage_options) or None
-    ).read(topic)
+    table = DeadLetters.open(settings.lake()).read(topic)
     kinds: dict[str, int] = {}
     for k in table.column("error_kind").to_pylist():
         kinds[k] = kinds.get(k, 0) + 1
@@ -265,19 +261,14 @@ def dead_letters_list(ctx: click.Context, topic: str | None, limit: int) -> None
 @friendly_errors
 def dead_letters_reprocess(ctx: click.Context, topic: str) -> None:
     """Decode a topic's dead letters again, after the cause was fixed."""
-    from ingest.schema_resolver import SchemaResolver
-    from ingest.silver_writer import SilverWriter
-    from lake import SchemaRegistry
+    from ingest import Decoder, SchemaResolver, SilverWriter
+    from lake import SchemaStore
 
     settings = settings_of(ctx)
-    so = dict(settings.storage_options) or None
-    registry = SchemaRegistry.open(settings.lake_root, storage_options=so)
+    lake = settings.lake()
+    resolver = SchemaResolver(SchemaStore.open(lake), settings.registry_url)
     writer = SilverWriter(
-        settings.lake_root,
-        topic,
-        SchemaResolver(registry, settings.registry_url),
-        subject_strategy=settings.subject_strategy,
-        storage_options=so,
+        lake, Decoder(topic, resolver, subject_strategy=settings.subject_strategy)
     )
     summary = writer.reprocess()
     moved = sum(summary.silver.values())

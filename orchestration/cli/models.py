@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from orchestration.cli_common import friendly_errors, settings_of, storage_options
+from orchestration.cli.common import friendly_errors, settings_of
 from orchestration.settings import Settings
 
 if TYPE_CHECKING:  # heavy (River): imported by the commands that need it
-    from training.specs import ModelSpec
+    from training import ModelSpec
 
 __all__ = ["evaluate_cmd", "features", "learn", "lineage", "models", "retrain_cmd", "score"]
 
@@ -35,14 +35,13 @@ def features() -> None:
 @friendly_errors
 def features_update(ctx: click.Context, name: str) -> None:
     """Add the rows new since the last update, and labels that arrived (incremental)."""
-    from features.compute import update_features
+    from features import update_features
+    from lake.names import features as features_table
 
     settings, spec = _spec(ctx, name)
-    r = update_features(
-        settings.lake_root, spec.feature_set, storage_options=storage_options(settings)
-    )
+    r = update_features(settings.lake(), spec.feature_set)
     click.echo(
-        f"features/{spec.feature_set.name}: {r.new_rows} new rows, {r.relabeled} labeled "
+        f"{features_table(spec.feature_set.name)}: {r.new_rows} new rows, {r.relabeled} labeled "
         f"since the last update (version {r.version})"
     )
 
@@ -55,17 +54,14 @@ def features_update(ctx: click.Context, name: str) -> None:
 @friendly_errors
 def features_build(ctx: click.Context, name: str, start: str, end: str) -> None:
     """Recompute the feature rows of a range of days (batch, idempotent)."""
-    from features.compute import compute_features
+    from features import compute_features
+    from lake.names import features as features_table
 
     settings, spec = _spec(ctx, name)
     n = compute_features(
-        settings.lake_root,
-        spec.feature_set,
-        dt.date.fromisoformat(start),
-        dt.date.fromisoformat(end),
-        storage_options=storage_options(settings),
+        settings.lake(), spec.feature_set, dt.date.fromisoformat(start), dt.date.fromisoformat(end)
     )
-    click.echo(f"features/{spec.feature_set.name}: {n} rows for {start}..{end}")
+    click.echo(f"{features_table(spec.feature_set.name)}: {n} rows for {start}..{end}")
 
 
 @click.command()
@@ -74,10 +70,10 @@ def features_build(ctx: click.Context, name: str, start: str, end: str) -> None:
 @friendly_errors
 def learn(ctx: click.Context, name: str) -> None:
     """Online learning: learn from the labeled rows since the last online version."""
-    from training.online import learn_online
+    from training import learn_online
 
     settings, spec = _spec(ctx, name)
-    run = learn_online(settings.lake_root, spec, storage_options=storage_options(settings))
+    run = learn_online(settings.lake(), spec)
     if run.version is None:
         click.echo(f"{name}: no new labeled rows; nothing learned")
         return
@@ -102,16 +98,15 @@ def retrain_cmd(
     passes: int,
 ) -> None:
     """Batch retraining: a fresh model from a window of history."""
-    from training.retrain import retrain
+    from training import retrain
 
     settings, spec = _spec(ctx, name)
     mv = retrain(
-        settings.lake_root,
+        settings.lake(),
         spec,
         window_days=window_days or settings.retrain_window_days,
         holdout_days=holdout_days or settings.holdout_days,
         passes=passes,
-        storage_options=storage_options(settings),
     )
     click.echo(f"{name} v{mv.version} (batch): {mv.rows} rows, {json.dumps(mv.metrics)}")
 
@@ -124,16 +119,15 @@ def retrain_cmd(
 @friendly_errors
 def evaluate_cmd(ctx: click.Context, name: str, version: int, margin: float | None) -> None:
     """Challenger against champion on the holdout; promote if better by the margin."""
-    from training.evaluation import evaluate
+    from training import evaluate
 
     settings, spec = _spec(ctx, name)
     d = evaluate(
-        settings.lake_root,
+        settings.lake(),
         spec,
         version,
         holdout_days=settings.holdout_days,
         margin=settings.promotion_margin if margin is None else margin,
-        storage_options=storage_options(settings),
     )
     verdict = "promoted to champion" if d.promoted else "not promoted"
     click.echo(f"{name} v{version}: {verdict} ({d.reason}; {d.holdout_rows} holdout rows)")
@@ -147,10 +141,10 @@ def models(ctx: click.Context, name: str | None) -> None:
     """List model versions with metrics, lineage and aliases."""
     if ctx.invoked_subcommand is not None:
         return
-    from training.registry import ModelRegistry
+    from training import ModelRegistry
 
     settings = settings_of(ctx)
-    registry = ModelRegistry(settings.lake_root, storage_options=storage_options(settings))
+    registry = ModelRegistry(settings.lake())
     names = [name] if name else registry.names()
     if not names:
         click.echo("no models yet; `eventlake learn --model NAME` trains one")
@@ -175,16 +169,12 @@ def models(ctx: click.Context, name: str | None) -> None:
 @friendly_errors
 def models_compare(ctx: click.Context, name: str, versions: tuple[int, ...]) -> None:
     """Score VERSIONS of a model side by side on the same holdout."""
-    from lake.catalog import Lake
-    from training.registry import ModelRegistry
-    from training.retrain import holdout_start
-    from training.rows import labeled_rows, score
+    from training import ModelRegistry, holdout_start, labeled_rows, score
 
     settings, spec = _spec(ctx, name)
-    so = storage_options(settings)
-    lake = Lake(settings.lake_root, storage_options=so)
+    lake = settings.lake()
     holdout = labeled_rows(lake, spec, since=holdout_start(lake, spec, settings.holdout_days))
-    registry = ModelRegistry(settings.lake_root, storage_options=so)
+    registry = ModelRegistry(lake)
     metric = type(spec.make_metric()).__name__
     click.echo(f"{name} on the newest {settings.holdout_days} days ({len(holdout)} rows):")
     for v in versions:
@@ -203,18 +193,28 @@ def score(
     ctx: click.Context, name: str, topic: str | None, from_beginning: bool, until_caught_up: bool
 ) -> None:
     """Score events with the champion until Ctrl-C; switches champions without a restart."""
-    from orchestration.scoring_service import run_scoring
+    from lake import subject_topics
+    from lake.names import layer_of
+    from orchestration.serving import run_scoring
     from orchestration.signals import stop_on_signals
 
     settings, spec = _spec(ctx, name)
     if not settings.kafka_bootstrap_servers:
         raise click.UsageError("set EVENTLAKE_KAFKA_BOOTSTRAP_SERVERS (`eventlake broker`)")
-    subject = spec.feature_set.source.split(".", 1)[1]
-    topic = topic or subject.removesuffix("-value")
+    lake = settings.lake()
+    if topic is None:
+        subject = layer_of(spec.feature_set.source)[1]
+        topics = subject_topics(lake, subject, settings.subject_strategy)
+        if len(topics) != 1:
+            raise click.UsageError(
+                f"cannot tell which topic carries {subject!r} "
+                f"({', '.join(topics) or 'none has been ingested yet'}); pass --topic"
+            )
+        topic = topics[0]
     with stop_on_signals() as stop:
         s = run_scoring(
             bootstrap_servers=settings.kafka_bootstrap_servers,
-            lake_root=settings.lake_root,
+            lake=lake,
             spec=spec,
             topic=topic,
             stop=stop,
@@ -222,7 +222,6 @@ def score(
             until_caught_up=until_caught_up,
             registry_url=settings.registry_url,
             subject_strategy=settings.subject_strategy,
-            storage_options=storage_options(settings),
         )
     click.echo(
         f"scored {s.events} events of {topic}: {s.predictions} predictions, "
@@ -241,17 +240,12 @@ def lineage(ctx: click.Context, name: str, topic: str, partition: int, offset: i
     """Which model version scored a record, and which records trained that version."""
     import polars as pl
 
-    from training.lineage import explain
+    from lake.names import features as features_table
+    from training import explain
 
     settings = settings_of(ctx)
-    e = explain(
-        settings.lake_root,
-        name,
-        topic,
-        partition,
-        offset,
-        storage_options=storage_options(settings),
-    )
+    e = explain(settings.lake(), name, topic, partition, offset)
     click.echo(str(e))
     rows = e.training_rows.select(pl.len()).collect().item() if e.feature_set else 0
-    click.echo(f"  {rows} feature rows of features/{e.feature_set} (Lake.scan to read them)")
+    table = features_table(e.feature_set) if e.feature_set else "(none)"
+    click.echo(f"  {rows} feature rows of {table} (Lake.scan to read them)")

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import click
 from tqdm import tqdm
 
-from orchestration.cli_common import friendly_errors, settings_of, storage_options
+from orchestration.cli.common import friendly_errors, settings_of
 
 __all__ = ["replay"]
 
@@ -28,15 +28,6 @@ def _progress(what: str) -> Iterator[Callable[[int, int], None]]:
         yield update
     finally:
         bar.close()
-
-
-def _topic_of(subject: str, strategy: str) -> str:
-    if strategy == "topic" and subject.endswith("-value"):
-        return subject[: -len("-value")]
-    raise click.UsageError(
-        f"cannot tell the topic of subject {subject!r} (subject strategy {strategy!r}); "
-        "pass --topic"
-    )
 
 
 def _day(value: str | None) -> dt.date | None:
@@ -73,38 +64,43 @@ def replay_silver(
 ) -> None:
     """Rebuild silver (and dead letters) of a topic from bronze for a range of days.
 
-    Every silver table the topic feeds is rebuilt for those days; other days are
-    not touched, and a day whose result is unchanged is not rewritten.
+    With --topic, every silver table the topic feeds is rebuilt for those days;
+    with --subject, that subject's table from each topic that carries it. Other
+    days are not touched, and a day whose result is unchanged is not rewritten.
     """
-    from ingest.rebuild import rebuild_silver
-    from ingest.schema_resolver import SchemaResolver
-    from lake import SchemaRegistry
+    from ingest import SchemaResolver, rebuild_silver
+    from lake import SchemaStore, subject_topics
+    from lake.names import silver
 
     if everything == bool(start or end):
         raise click.UsageError("give --all, or a range with --from and/or --to")
+    if (subject is None) == (topic is None):
+        raise click.UsageError("give --subject or --topic")
     settings = settings_of(ctx)
-    if topic is None:
-        if subject is None:
-            raise click.UsageError("give --subject or --topic")
-        topic = _topic_of(subject, settings.subject_strategy)
-    so = storage_options(settings)
-    registry = SchemaRegistry.open(settings.lake_root, storage_options=so)
-    with _progress(f"rebuilding silver of {topic}") as progress:
-        summary = rebuild_silver(
-            settings.lake_root,
-            topic,
-            SchemaResolver(registry, settings.registry_url),
-            start=_day(start),
-            end=_day(end),
-            reader_version=reader_version,
-            subject_strategy=settings.subject_strategy,
-            storage_options=so,
-            progress=progress,
+    lake = settings.lake()
+    topics = [topic] if topic else subject_topics(lake, subject, settings.subject_strategy)  # type: ignore[arg-type]
+    if not topics:
+        raise click.UsageError(
+            f"no topic is known to carry subject {subject!r} yet (nothing decoded); pass --topic"
         )
-    click.echo(f"rebuilt {topic}: {summary}")
-    for s, n in sorted(summary.silver_rows.items()):
-        click.echo(f"  silver/{s}: {n:,} rows")
-    click.echo(f"  dead letters: {summary.dead_letters:,}")
+    resolver = SchemaResolver(SchemaStore.open(lake), settings.registry_url)
+    for t in topics:
+        with _progress(f"rebuilding silver of {t}") as progress:
+            summary = rebuild_silver(
+                lake,
+                t,
+                resolver,
+                start=_day(start),
+                end=_day(end),
+                reader_version=reader_version,
+                subject_strategy=settings.subject_strategy,
+                subjects=None if subject is None else {subject},
+                progress=progress,
+            )
+        click.echo(f"rebuilt {t}: {summary}")
+        for s, n in sorted(summary.silver_rows.items()):
+            click.echo(f"  {silver(s)}: {n:,} rows")
+        click.echo(f"  dead letters: {summary.dead_letters:,}")
 
 
 def _offset_or_time(value: str | None) -> tuple[int | None, dt.datetime | None]:
@@ -132,7 +128,7 @@ def replay_kafka(
     ctx: click.Context, topic: str, to_topic: str | None, start: str | None, end: str | None
 ) -> None:
     """Re-publish bronze records to Kafka byte for byte, exactly once (transactions)."""
-    from ingest.republish import republish
+    from ingest import republish
 
     settings = settings_of(ctx)
     if not settings.kafka_bootstrap_servers:
@@ -143,7 +139,7 @@ def replay_kafka(
     to_offset, to_time = _offset_or_time(end)
     with _progress(f"re-publishing {topic}") as progress:
         summary = republish(
-            settings.lake_root,
+            settings.lake(),
             topic,
             settings.kafka_bootstrap_servers,
             to_topic=to_topic,
@@ -152,7 +148,6 @@ def replay_kafka(
             from_time=from_time,
             to_time=to_time,
             broker_wait_s=settings.broker_wait_s,
-            storage_options=storage_options(settings),
             progress=progress,
         )
     resumed = f"; resumed after {summary.resumed_from}" if summary.resumed_from else ""

@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 import dagster as dg
 
-from ingest.committer import Committed
+from ingest import Committed
+from orchestration.defs.topology import Topology
 
 __all__ = ["bronze_reporter", "report_bronze"]
 
@@ -23,7 +24,7 @@ def report_bronze(
     """Record one bronze commit of ``topic`` on ``instance``."""
     instance.report_runless_asset_event(
         dg.AssetMaterialization(
-            asset_key=dg.AssetKey(["bronze", topic]),
+            asset_key=Topology.bronze(topic),
             description=note or None,
             metadata={
                 "delta_version": version,

@@ -1,27 +1,28 @@
-"""The Dagster resource every eventlake asset, check and job uses: where the lake is."""
+"""The Dagster resource every eventlake asset, check, sensor and job uses: the lake."""
 
 import json
 
 import dagster as dg
 
-from ingest.schema_resolver import SchemaResolver
-from lake import SchemaRegistry
+from ingest import SchemaResolver
+from lake import Lake, SchemaStore
+from lake.names import SubjectStrategy
 from orchestration.settings import Settings
-from orchestration.spec_loader import load_definitions
-from training.specs import ModelSpec, model_spec
+from orchestration.spec_loader import load_model
+from training import ModelSpec
 
 __all__ = ["LakeResource"]
 
 
 class LakeResource(dg.ConfigurableResource):
-    """The lake root, the broker, and the model definitions, from eventlake's settings."""
+    """The lake, the broker, and the model definitions, from eventlake's settings."""
 
     lake_root: str
     kafka_bootstrap_servers: str | None = None
     registry_url: str | None = None
     subject_strategy: str = "topic"
     storage_options_json: str = "{}"
-    definitions: str = "orchestration.demo_definitions"
+    definitions: str = "orchestration.demo.definitions"
     holdout_days: float = 1.0
     retrain_window_days: float = 7.0
     promotion_margin: float = 0.0
@@ -41,17 +42,19 @@ class LakeResource(dg.ConfigurableResource):
             promotion_margin=settings.promotion_margin,
         )
 
+    def handle(self) -> Lake:
+        """The lake handle (root and storage options)."""
+        return Lake(self.lake_root, storage_options=json.loads(self.storage_options_json) or None)
+
     @property
-    def storage_options(self) -> dict[str, str] | None:
-        """Object-store options of the lake, None when there are none."""
-        return json.loads(self.storage_options_json) or None
+    def strategy(self) -> SubjectStrategy:
+        """The subject name strategy."""
+        return self.subject_strategy  # type: ignore[return-value]
 
     def resolver(self) -> SchemaResolver:
-        """Writer schemas by id: the lake's registry (or the external one)."""
-        registry = SchemaRegistry.open(self.lake_root, storage_options=self.storage_options)
-        return SchemaResolver(registry, self.registry_url)
+        """Writer schemas by id: the lake's schema registry (or the external one)."""
+        return SchemaResolver(SchemaStore.open(self.handle()), self.registry_url)
 
     def spec(self, name: str) -> ModelSpec:
         """The registered model spec ``name``."""
-        load_definitions(self.definitions)
-        return model_spec(name)
+        return load_model(self.definitions, name)

@@ -2,7 +2,7 @@
 
 Importing this module registers the ``eta`` model (delivery minutes from what
 is known when an order is placed), which is how users add their own: a module
-named in ``EVENTLAKE_DEFINITIONS`` that calls :func:`training.specs.register_model`.
+named in ``EVENTLAKE_DEFINITIONS`` that calls :func:`training.register_model`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import json
 import polars as pl
 from river import linear_model, metrics, optim, preprocessing
 
-from features.definition import FeatureSet, Label, prior_count, prior_mean
-from training.specs import ModelSpec, register_model
+from features import FeatureSet, Label, prior_count, prior_mean
+from lake.names import silver, value_subject
+from training import ModelSpec, register_model
 
 __all__ = [
     "DELIVERED",
@@ -68,7 +69,7 @@ DELIVERED = json.dumps(
 
 ORDER_ETA = FeatureSet(
     name="order_eta",
-    source=f"silver.{ORDERS_TOPIC}-value",
+    source=silver(value_subject(ORDERS_TOPIC)),
     key="order_id",
     event_time="placed_at",
     features={
@@ -80,7 +81,7 @@ ORDER_ETA = FeatureSet(
         "user_orders_before": prior_count("user_id").cast(pl.Float64),
         "restaurant_distance_before": prior_mean("distance_km", "restaurant_id"),
     },
-    label=Label(f"silver.{DELIVERED_TOPIC}-value", key="order_id", column="delivery_minutes"),
+    label=Label(silver(value_subject(DELIVERED_TOPIC)), key="order_id", column="delivery_minutes"),
 )
 
 

@@ -1,6 +1,6 @@
 """``eventlake demo``: the whole product, on the embedded default, in a few minutes.
 
-A simulated food-delivery app (:mod:`orchestration.simulation`) sends
+A simulated food-delivery app (:mod:`orchestration.demo.simulation`) sends
 ``order_placed`` and, later in event time, ``order_delivered`` events through
 the embedded broker, with Confluent's serializer against eventlake's own schema
 registry. Day by day of event time, the demo then does what a deployment does
@@ -30,23 +30,32 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from ingest import EmbeddedBroker, Ingester, IngestOptions, ensure_topic, wait_for_broker
-from ingest.registry_server import RegistryServer
-from lake import SchemaRegistry
-from lake.catalog import Lake
-from lake.maintenance import maintain_lake
-from orchestration.assets import Topology
-from orchestration.dagster_report import bronze_reporter
-from orchestration.demo_definitions import DELIVERED_TOPIC, ETA, ORDERS_TOPIC
+from ingest import (
+    EmbeddedBroker,
+    Ingester,
+    IngestOptions,
+    SchemaRegistryServer,
+    ensure_topic,
+    wait_for_broker,
+)
+from lake import Lake, SchemaStore, maintain_lake
+from lake.names import DEAD_LETTERS, predictions
+from orchestration.defs import Topology, build_definitions
+from orchestration.defs.automation import (
+    drift_sensor_name,
+    retrain_job_name,
+    retrain_schedule_name,
+)
+from orchestration.defs.reports import bronze_reporter
+from orchestration.defs.resources import LakeResource
+from orchestration.defs.ticks import schedule_tick, sensor_tick
+from orchestration.demo.definitions import DELIVERED_TOPIC, ETA, ORDERS_TOPIC
+from orchestration.demo.simulation import Event, EventPublisher, FoodDeliveryWorld
 from orchestration.errors import DemoError
-from orchestration.lake_resource import LakeResource
-from orchestration.pipeline import build_definitions
 from orchestration.plots import metric_plot
-from orchestration.scoring_service import run_scoring
+from orchestration.serving import run_scoring
 from orchestration.settings import Settings
-from orchestration.simulation import Event, EventPublisher, FoodDeliveryWorld
-from training.errors import NothingToLearn
-from training.registry import ModelRegistry
+from training import ModelRegistry, NothingToLearn
 
 __all__ = ["DemoReport", "run_demo"]
 
@@ -73,17 +82,16 @@ class DemoReport:
 
 
 class _Pipeline:
-    """The demo's Dagster side: the UI's own definitions, materialized in-process into
-    a real instance."""
+    """The demo's Dagster side: the UI's own definitions, materialized in-process into a
+    real instance; the drift sensor and the retrain schedule evaluated by Dagster, their
+    runs launched as the daemon would (the retrain job by name)."""
 
     def __init__(self, settings: Settings, instance: dg.DagsterInstance) -> None:
         self.topo = Topology([ETA])
-        defs = build_definitions(settings)
-        self.assets: list[Any] = [*(defs.assets or []), *(defs.asset_checks or [])]
-        self.drift_sensor = defs.resolve_sensor_def(f"drift_{ETA.name}")
-        self.resource = LakeResource.from_settings(settings)
+        self.defs = build_definitions(settings)
+        self.assets: list[Any] = [*(self.defs.assets or []), *(self.defs.asset_checks or [])]
+        self.resources = {"lake": LakeResource.from_settings(settings)}
         self.instance = instance
-        self.sensor_cursor: str | None = None
 
     def materialize(
         self, keys: list[dg.AssetKey], partition: str | None = None, reason: str = "demo"
@@ -93,20 +101,33 @@ class _Pipeline:
             selection=keys,
             partition_key=partition,
             instance=self.instance,
-            resources={"lake": self.resource},
+            resources=self.resources,
             tags={"eventlake/reason": reason},
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            run_config=_QUIET,
         )
         if not result.success:
             raise RuntimeError(f"materializing {keys} failed; see the run in the Dagster UI")
 
-    def drift_requests(self) -> list[dg.RunRequest]:
-        context = dg.build_sensor_context(
-            instance=self.instance, cursor=self.sensor_cursor, resources={"lake": self.resource}
+    def retrain_requests(self, day: dt.date) -> tuple[str, list[dg.RunRequest]]:
+        """What the drift sensor asks for; if nothing, what the nightly schedule asks
+        for at 03:00 after ``day``. Returns (why, requests)."""
+        drift = sensor_tick(self.defs, drift_sensor_name(ETA.name), self.instance, self.resources)
+        if drift:
+            return "drift", drift
+        at = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(3), tzinfo=dt.UTC)
+        name = retrain_schedule_name(ETA.name)
+        return "schedule", schedule_tick(self.defs, name, self.instance, self.resources, at)
+
+    def run_retrain(self, request: dg.RunRequest, why: str) -> None:
+        job = self.defs.resolve_job_def(retrain_job_name(ETA.name))
+        job.execute_in_process(
+            instance=self.instance,
+            tags={**request.tags, "eventlake/reason": why},
+            run_config=_QUIET,
         )
-        result = self.drift_sensor.evaluate_tick(context)
-        self.sensor_cursor = result.cursor or self.sensor_cursor
-        return list(result.run_requests or [])
+
+
+_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _days(events: list[Event]) -> Iterator[tuple[dt.date, list[Event]]]:
@@ -132,11 +153,11 @@ def run_demo(
     bootstrap_servers = settings.kafka_bootstrap_servers
     t0 = time.monotonic()
     _fresh_root(root, echo)
-    lake_root = os.path.abspath(os.path.join(root, "lake"))
+    lake = Lake(os.path.abspath(os.path.join(root, "lake")))
     home = os.path.abspath(os.path.join(root, "dagster"))
     os.makedirs(home, exist_ok=True)
     open(os.path.join(home, "dagster.yaml"), "a").close()  # an empty instance config
-    report = DemoReport(lake_root, home)
+    report = DemoReport(lake.root, home)
     broker = None if bootstrap_servers else EmbeddedBroker().start()
     bs = bootstrap_servers or broker.bootstrap_servers  # type: ignore[union-attr]
     try:
@@ -145,12 +166,12 @@ def run_demo(
             ensure_topic(admin, topic, bootstrap_servers=bs, create=True, partitions=PARTITIONS)
         settings = settings.model_copy(
             update={
-                "lake_root": lake_root,
+                "lake_root": lake.root,
                 "kafka_bootstrap_servers": bs,
                 "partitions_start": str(START.date()),
                 "holdout_days": 0.5,
                 "retrain_window_days": 1.5,
-                "definitions": "orchestration.demo_definitions",
+                "definitions": "orchestration.demo.definitions",
             }
         )
         instance = dg.DagsterInstance.from_config(home)
@@ -161,22 +182,22 @@ def run_demo(
             upgrade_after=int(orders * 0.4),
             drift_after=int(orders * 0.6),
         )
-        with RegistryServer(SchemaRegistry.open(lake_root)) as registry:
+        with SchemaRegistryServer(SchemaStore.open(lake)) as registry_api:
             echo(
-                f"embedded broker {bs}, schema registry {registry.url}, lake {lake_root}, "
+                f"embedded broker {bs}, schema registry {registry_api.url}, lake {lake.root}, "
                 f"Dagster instance {home}"
             )
-            app = EventPublisher(bs, registry.url)
+            app = EventPublisher(bs, registry_api.url)
             events = list(world.events(orders))
             for i, (day, todays) in enumerate(_days(events)):
-                _day(pipeline, app, bs, lake_root, instance, day, todays, first=i == 0, echo=echo)
+                _day(pipeline, app, bs, lake, instance, day, todays, first=i == 0, echo=echo)
             report.events = dict(app.sent)
-            reports = list(maintain_lake(Lake(lake_root)))
+            reports = list(maintain_lake(lake))
             echo(f"maintenance: compacted and checkpointed {len(reports)} tables")
             if live is not None:
-                _live(pipeline, app, bs, lake_root, instance, orders, live, echo)
+                _live(pipeline, app, bs, lake, instance, orders, live, echo)
                 report.events = dict(app.sent)
-        _summarize(report, lake_root)
+        _summarize(report, lake)
     finally:
         if broker is not None:
             broker.stop()
@@ -204,11 +225,11 @@ def _fresh_root(root: str, echo: Callable[[str], None]) -> None:
     open(marker, "w").close()
 
 
-def _ingest(bs: str, lake_root: str, instance: dg.DagsterInstance) -> dict[str, int]:
+def _ingest(bs: str, lake: Lake, instance: dg.DagsterInstance) -> dict[str, int]:
     added = {}
     for topic in (ORDERS_TOPIC, DELIVERED_TOPIC):
         summary = Ingester(
-            IngestOptions(bootstrap_servers=bs, topic=topic, lake_root=lake_root, decode_avro=True),
+            IngestOptions(bootstrap_servers=bs, topic=topic, lake=lake, decode_avro=True),
             on_commit=bronze_reporter(instance, topic),
         ).run(until_caught_up=True)
         added[topic] = summary.records
@@ -219,7 +240,7 @@ def _day(
     pipeline: _Pipeline,
     app: EventPublisher,
     bs: str,
-    lake_root: str,
+    lake: Lake,
     instance: dg.DagsterInstance,
     day: dt.date,
     events: list[Event],
@@ -231,22 +252,22 @@ def _day(
     for e in events:
         app.send(e)
     app.flush()
-    added = _ingest(bs, lake_root, instance)
+    added = _ingest(bs, lake, instance)
     topo, spec = pipeline.topo, ETA
-    partitioned = [topo.silver(t) for t in topo.topics] + [topo.features(spec.feature_set)]
+    partitioned = [topo.silver(s) for s in topo.subjects] + [topo.features(spec.feature_set)]
     pipeline.materialize(partitioned, partition=str(day))
-    pipeline.materialize([topo.model(spec, "online"), dg.AssetKey(["dead_letters"])])
+    pipeline.materialize([topo.model(spec, "online"), Topology.DEAD_LETTERS])
     scored = (
         run_scoring(
             bootstrap_servers=bs,
-            lake_root=lake_root,
+            lake=lake,
             spec=spec,
             topic=ORDERS_TOPIC,
             stop=threading.Event(),
             from_beginning=first,
             until_caught_up=True,
         )
-        if ModelRegistry(lake_root).names()
+        if ModelRegistry(lake).names()
         else None
     )
     if scored is not None and scored.predictions:
@@ -257,21 +278,17 @@ def _day(
                           "model_versions": str(sorted(scored.versions))},
             )
         )  # fmt: skip
-    retrains = []
-    batch_and_champion = [topo.model(spec, "batch"), topo.model(spec, "champion")]
+    why, requests = pipeline.retrain_requests(day)
     try:
-        for request in pipeline.drift_requests():
-            if not first:  # the first day has no history before its holdout yet
-                pipeline.materialize(batch_and_champion, reason="drift")
-                retrains.append(request.run_key)
-        if not first and not retrains:  # the nightly schedule: retrain, evaluate, promote
-            pipeline.materialize(batch_and_champion, reason="schedule")
+        for request in requests if not first else []:  # day 1: no history before its holdout
+            pipeline.run_retrain(request, why)
     except NothingToLearn as e:
         echo(f"{day}: no batch retrain yet ({e})")
-    registry = ModelRegistry(lake_root)
-    online = registry.latest(spec.name, kind="online")
+    retrains = requests if why == "drift" and not first else []
+    models = ModelRegistry(lake)
+    online = models.latest(spec.name, kind="online")
     metric = f"{online.metrics.get('MAE', float('nan')):.2f}" if online else "-"
-    champion = registry.alias(spec.name, "champion")
+    champion = models.alias(spec.name, "champion")
     echo(
         f"{day}: {len(events):,} events -> bronze {sum(added.values()):,}; silver, features, "
         f"online v{online.version if online else '-'} (MAE {metric}); "
@@ -285,7 +302,7 @@ def _live(
     pipeline: _Pipeline,
     app: EventPublisher,
     bs: str,
-    lake_root: str,
+    lake: Lake,
     instance: dg.DagsterInstance,
     first: int,
     stop: threading.Event,
@@ -298,9 +315,7 @@ def _live(
     echo(f"live: {per_second:g} orders/s, event time {speedup:g}x the clock; Ctrl-C stops")
     scorer = threading.Thread(
         target=run_scoring,
-        kwargs=dict(
-            bootstrap_servers=bs, lake_root=lake_root, spec=ETA, topic=ORDERS_TOPIC, stop=stop
-        ),
+        kwargs=dict(bootstrap_servers=bs, lake=lake, spec=ETA, topic=ORDERS_TOPIC, stop=stop),
         daemon=True,
     )
     scorer.start()
@@ -321,7 +336,7 @@ def _live(
         sent += event.topic == ORDERS_TOPIC
         if time.monotonic() - last_cycle >= 10:
             app.flush()
-            _ingest(bs, lake_root, instance)
+            _ingest(bs, lake, instance)
             pipeline.materialize([pipeline.topo.model(ETA, "online")], reason="live")
             echo(f"live: {sent} orders so far, event time {at:%Y-%m-%d %H:%M}")
             last_cycle = time.monotonic()
@@ -329,21 +344,20 @@ def _live(
     scorer.join(30)
 
 
-def _summarize(report: DemoReport, lake_root: str) -> None:
-    lake = Lake(lake_root)
+def _summarize(report: DemoReport, lake: Lake) -> None:
     for name in lake.names():
         info = lake.info(name)
         report.tables.append((name, info.rows, info.version))
-    registry = SchemaRegistry.open(lake_root)
-    for subject in registry.subjects():
-        report.schema_versions[subject] = len(registry.versions(subject))
-    report.dead_letters = lake.info("dead_letters").rows if "dead_letters" in lake.names() else 0
-    models = ModelRegistry(lake_root)
+    store = SchemaStore.open(lake)
+    for subject in store.subjects():
+        report.schema_versions[subject] = len(store.versions(subject))
+    report.dead_letters = lake.info(DEAD_LETTERS).rows if lake.exists(DEAD_LETTERS) else 0
+    models = ModelRegistry(lake)
     report.models = models.versions(ETA.name).select(
         "version", "kind", "rows", "metrics", "event_time_to"
     )
     report.drift = models.drift(ETA.name)
     report.champion = models.alias(ETA.name, "champion")
-    if "predictions.eta" in lake.names():
-        report.predictions = lake.info("predictions.eta").rows
-    report.plot = metric_plot(lake_root, ETA.name)
+    if lake.exists(predictions(ETA.name)):
+        report.predictions = lake.info(predictions(ETA.name)).rows
+    report.plot = metric_plot(lake, ETA.name)

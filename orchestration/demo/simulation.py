@@ -26,7 +26,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from orchestration.demo_definitions import (
+from orchestration.demo.definitions import (
     DELIVERED,
     DELIVERED_TOPIC,
     ORDERS_TOPIC,

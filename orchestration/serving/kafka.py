@@ -17,13 +17,18 @@ from dataclasses import dataclass, field
 import polars as pl
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Producer, TopicPartition
 
-from ingest import MicroBatch, consumer_config, ensure_topic, wait_for_broker
-from ingest.kafka import high_watermarks
-from ingest.schema_resolver import SchemaResolver
-from ingest.silver_writer import SilverWriter, SubjectStrategy
-from lake import SchemaRegistry
-from training.scoring import Scorer
-from training.specs import ModelSpec
+from ingest import (
+    Decoder,
+    MicroBatch,
+    SchemaResolver,
+    consumer_config,
+    ensure_topic,
+    high_watermarks,
+    wait_for_broker,
+)
+from lake import Lake, SchemaStore
+from lake.names import SubjectStrategy, layer_of
+from training import ModelSpec, Scorer
 
 __all__ = ["ScoringSummary", "run_scoring"]
 
@@ -42,7 +47,7 @@ class ScoringSummary:
 def run_scoring(
     *,
     bootstrap_servers: str,
-    lake_root: str,
+    lake: Lake,
     spec: ModelSpec,
     topic: str,
     stop: threading.Event,
@@ -52,7 +57,6 @@ def run_scoring(
     until_caught_up: bool = False,
     registry_url: str | None = None,
     subject_strategy: SubjectStrategy = "topic",
-    storage_options: dict[str, str] | None = None,
     broker_wait_s: float = 30.0,
 ) -> ScoringSummary:
     """Score ``topic``'s events with ``spec``'s champion until ``stop`` is set
@@ -61,17 +65,10 @@ def run_scoring(
     out_topic = predictions_topic or f"{spec.name}-predictions"
     n = ensure_topic(admin, topic, bootstrap_servers=bootstrap_servers, create=False)
     ensure_topic(admin, out_topic, bootstrap_servers=bootstrap_servers, create=True, partitions=n)
-    subject = spec.feature_set.source.split(".", 1)[1]
-    decoder = SilverWriter(
-        lake_root,
-        topic,
-        SchemaResolver(
-            SchemaRegistry.open(lake_root, storage_options=storage_options), registry_url
-        ),
-        subject_strategy=subject_strategy,
-        storage_options=storage_options,
-    )
-    scorer = Scorer(lake_root, spec, storage_options=storage_options)
+    subject = layer_of(spec.feature_set.source)[1]
+    resolver = SchemaResolver(SchemaStore.open(lake), registry_url)
+    decoder = Decoder(topic, resolver, subject_strategy=subject_strategy)
+    scorer = Scorer(lake, spec)
     targets = {p: hi for p, (_, hi) in high_watermarks(bootstrap_servers, topic, range(n)).items()}
     position: dict[int, int] = {}
 
@@ -107,8 +104,7 @@ def run_scoring(
             rows = batch.take()
             assert rows is not None
             position.update(batch.next_offsets)
-            tables, _ = decoder.decode(rows)
-            events = tables.get(subject)
+            events = decoder.decode(rows).silver.get(subject)
             if events is None or events.num_rows == 0:
                 continue
             preds = scorer.score(pl.DataFrame(events))

@@ -1,0 +1,101 @@
+"""Schedules and sensors: retraining on a schedule and on drift, nightly maintenance.
+
+New bronze data drives silver, features and the online model through
+declarative automation (``AutomationCondition.eager()`` on those assets), so
+only what is not data-driven lives here.
+"""
+
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from orchestration.defs.jobs import maintenance_job
+from orchestration.defs.resources import LakeResource
+from orchestration.defs.topology import Topology
+from training import ModelRegistry
+
+__all__ = ["build_automation", "drift_sensor_name", "retrain_job_name", "retrain_schedule_name"]
+
+
+def retrain_job_name(model: str) -> str:
+    """The job that retrains ``model`` in batch, then evaluates and promotes."""
+    return f"retrain_{model}"
+
+
+def retrain_schedule_name(model: str) -> str:
+    """The daily schedule of :func:`retrain_job_name`."""
+    return f"retrain_{model}_daily"
+
+
+def drift_sensor_name(model: str) -> str:
+    """The sensor that retrains ``model`` when its online learner detects drift."""
+    return f"drift_{model}"
+
+
+def build_automation(topo: Topology) -> tuple[list[Any], list[Any], list[Any]]:
+    """(retrain jobs, schedules, sensors) for ``topo``."""
+    jobs: list[Any] = []
+    schedules: list[Any] = [
+        dg.ScheduleDefinition(
+            name="nightly_maintenance", job=maintenance_job, cron_schedule="30 2 * * *"
+        )
+    ]
+    sensors: list[Any] = []
+    for spec in topo.specs:
+        retrain_job = dg.define_asset_job(
+            name=retrain_job_name(spec.name),
+            selection=dg.AssetSelection.assets(
+                topo.model(spec, "batch"), topo.model(spec, "champion")
+            ),
+            description=f"Retrain {spec.name} in batch, then evaluate and promote.",
+        )
+        jobs.append(retrain_job)
+        schedules.append(
+            dg.ScheduleDefinition(
+                name=retrain_schedule_name(spec.name),
+                job=retrain_job,
+                cron_schedule="0 3 * * *",
+            )
+        )
+        sensors.append(_drift_sensor(spec.name, retrain_job))
+    return jobs, schedules, sensors
+
+
+def _drift_sensor(model: str, job: Any) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=drift_sensor_name(model),
+        job=job,
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            f"Retrain {model} in batch when its online model detects drift that no batch "
+            "version has followed yet."
+        ),
+    )
+    def drift_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
+        registry = ModelRegistry(lake.handle())
+        batch = registry.versions(model).filter(pl.col("kind") == "batch")["version"]
+        # A detection by online version v is handled by any batch version after v, and
+        # by any run this sensor requested before (its cursor).
+        newest_batch = int(batch.max()) if len(batch) else 0  # type: ignore[arg-type]
+        seen = max(int(context.cursor or 0), newest_batch)
+        detections = registry.drift(model, after_version=seen)
+        if detections.is_empty():
+            return dg.SensorResult(skip_reason=f"no drift detected after v{seen}")
+        newest = int(detections["version"].max())  # type: ignore[arg-type]
+        first = detections.row(0, named=True)
+        return dg.SensorResult(
+            run_requests=[
+                dg.RunRequest(
+                    run_key=f"drift-{model}-v{newest}",
+                    tags={
+                        "eventlake/reason": "drift",
+                        "eventlake/drift_at": str(first["event_time"]),
+                    },
+                )
+            ],
+            cursor=str(newest),
+        )
+
+    return drift_sensor

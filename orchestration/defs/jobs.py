@@ -1,0 +1,133 @@
+"""The operator's jobs with typed config: replay, re-publish, erasure, maintenance."""
+
+import datetime as dt
+
+import dagster as dg
+
+from ingest import rebuild_silver, republish
+from lake import DEFAULT_RETENTION_HOURS, erase, maintain_lake, subject_topics
+from orchestration.defs.resources import LakeResource
+from training import ModelRegistry
+
+__all__ = ["erase_job", "maintenance_job", "replay_job", "republish_job"]
+
+
+class ReplayConfig(dg.Config):
+    """Rebuild a subject's silver from bronze for a range of days."""
+
+    subject: str
+    start: str  # YYYY-MM-DD
+    end: str  # YYYY-MM-DD, inclusive
+    reader_version: int | None = None
+
+
+class RepublishConfig(dg.Config):
+    """Re-send a bronze topic to Kafka, exactly once."""
+
+    topic: str
+    to_topic: str | None = None
+    from_offset: int | None = None
+    to_offset: int | None = None
+
+
+class EraseConfig(dg.Config):
+    """Erase records everywhere: a predicate on decoded fields, or a Kafka key."""
+
+    where: str | None = None
+    key: str | None = None
+
+
+class MaintenanceConfig(dg.Config):
+    """Compaction, checkpoint and vacuum of every table."""
+
+    compact: bool = True
+    vacuum: bool = True
+    retention_hours: float = DEFAULT_RETENTION_HOURS
+
+
+@dg.op
+def replay_silver_op(
+    context: dg.OpExecutionContext, config: ReplayConfig, lake: LakeResource
+) -> None:
+    handle = lake.handle()
+    topics = subject_topics(handle, config.subject, lake.strategy)
+    if not topics:
+        raise dg.Failure(f"no topic is known to carry subject {config.subject!r} yet")
+    for topic in topics:
+        summary = rebuild_silver(
+            handle,
+            topic,
+            lake.resolver(),
+            start=dt.date.fromisoformat(config.start),
+            end=dt.date.fromisoformat(config.end),
+            reader_version=config.reader_version,
+            subject_strategy=lake.strategy,
+            subjects={config.subject},
+            progress=lambda done, total: context.log.info(f"{done}/{total} records"),
+        )
+        context.log.info(f"{topic}: {summary}")
+
+
+@dg.op
+def republish_op(
+    context: dg.OpExecutionContext, config: RepublishConfig, lake: LakeResource
+) -> None:
+    if not lake.kafka_bootstrap_servers:
+        raise dg.Failure("no broker configured: set EVENTLAKE_KAFKA_BOOTSTRAP_SERVERS")
+    summary = republish(
+        lake.handle(),
+        config.topic,
+        lake.kafka_bootstrap_servers,
+        to_topic=config.to_topic,
+        from_offset=config.from_offset,
+        to_offset=config.to_offset,
+    )
+    context.log.info(f"re-published {summary.records} records to {summary.target}")
+
+
+@dg.op
+def erase_op(context: dg.OpExecutionContext, config: EraseConfig, lake: LakeResource) -> None:
+    handle = lake.handle()
+    report = erase(
+        handle,
+        where=config.where,
+        key=config.key.encode() if config.key else None,
+        trained_on=ModelRegistry(handle).trained_on,
+    )
+    context.log.info(
+        f"erased {report.records} records: {report.rows_by_table}; "
+        f"retrain: {report.models_to_retrain or 'nothing'}"
+    )
+
+
+@dg.op
+def maintain_op(
+    context: dg.OpExecutionContext, config: MaintenanceConfig, lake: LakeResource
+) -> None:
+    for _, report in maintain_lake(
+        lake.handle(),
+        compact=config.compact,
+        vacuum=config.vacuum,
+        retention_hours=config.retention_hours,
+    ):
+        context.log.info(str(report))
+
+
+@dg.job(description="Rebuild silver (and dead letters) from bronze for a subject and days.")
+def replay_job() -> None:
+    replay_silver_op()
+
+
+@dg.job(description="Re-publish a bronze topic to Kafka byte for byte, exactly once.")
+def republish_job() -> None:
+    republish_op()
+
+
+@dg.job(description="Erase matching records from every table for good, with an audit entry.")
+def erase_job() -> None:
+    erase_op()
+
+
+@dg.job(description="Compact, checkpoint, clean the log of and vacuum every table.")
+def maintenance_job() -> None:
+    maintain_op()

@@ -1,0 +1,114 @@
+"""What the Dagster definitions are built for: topics, subjects, feature sets, models,
+and the asset key of each.
+
+Topics and subjects come from three places: the registered models (their feature
+sets name silver tables), the tables already in the lake (bronze per topic,
+silver per subject, with the topics each silver table holds read from its Delta
+log), and the subject strategy where it names a topic's subject (``topic``) or a
+subject's topic (``topic``, ``topic_record``). Under the ``record`` strategy a
+subject's topics are known once its silver table has rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import dagster as dg
+
+from features import FeatureSet, Label
+from lake import Lake, silver_topics
+from lake.names import DEAD_LETTERS, SubjectStrategy, layer_of, subject, topic_of_subject
+from training import ModelSpec
+
+__all__ = ["Topology", "subject_of"]
+
+
+def subject_of(table: str) -> str:
+    """The subject of a silver table name.
+
+    >>> subject_of("silver.order_placed-value")
+    'order_placed-value'
+    """
+    layer, rest = layer_of(table)
+    if layer != "silver":
+        raise ValueError(f"{table!r} is not a silver table (silver.<subject>)")
+    return rest
+
+
+class Topology:
+    """Topics, subjects (each with its topics), feature sets and models.
+
+    >>> from orchestration.demo.definitions import ETA
+    >>> t = Topology([ETA])
+    >>> t.topics, t.subjects["order_placed-value"]
+    (['order_delivered', 'order_placed'], ['order_placed'])
+    """
+
+    def __init__(
+        self,
+        specs: Iterable[ModelSpec],
+        *,
+        topics: Iterable[str] = (),
+        subjects: Mapping[str, Iterable[str]] | None = None,
+        strategy: SubjectStrategy = "topic",
+    ) -> None:
+        self.specs = list(specs)
+        self.strategy = strategy
+        sets = {s.feature_set.name: s.feature_set for s in self.specs}
+        self.feature_sets: list[FeatureSet] = [sets[n] for n in sorted(sets)]
+        found: dict[str, set[str]] = {s: set(t) for s, t in (subjects or {}).items()}
+        for fs in self.feature_sets:
+            for table in (fs.source, fs.label.table if isinstance(fs.label, Label) else None):
+                if table is not None:
+                    found.setdefault(subject_of(table), set())
+        all_topics = set(topics)
+        if strategy == "topic":
+            for topic in all_topics:
+                found.setdefault(subject(topic, strategy, None), set()).add(topic)  # type: ignore[arg-type]
+        for s, ts in found.items():
+            derived = topic_of_subject(s, strategy)
+            if derived is not None:
+                ts.add(derived)
+            all_topics |= ts
+        self.topics = sorted(all_topics)
+        self.subjects: dict[str, list[str]] = {s: sorted(found[s]) for s in sorted(found)}
+
+    @classmethod
+    def discover(
+        cls, specs: Iterable[ModelSpec], lake: Lake, strategy: SubjectStrategy
+    ) -> Topology:
+        """The topology of ``specs`` over what ``lake`` holds."""
+        topics, subjects = [], {}
+        for name in lake.names():
+            layer, rest = layer_of(name)
+            if layer == "bronze":
+                topics.append(rest)
+            elif layer == "silver":
+                subjects[rest] = silver_topics(lake, rest)
+        return cls(specs, topics=topics, subjects=subjects, strategy=strategy)
+
+    def subjects_of(self, topic: str) -> list[str]:
+        """The subjects known to carry records of ``topic``."""
+        return [s for s, ts in self.subjects.items() if topic in ts]
+
+    @staticmethod
+    def bronze(topic: str) -> dg.AssetKey:
+        return dg.AssetKey(["bronze", topic])
+
+    @staticmethod
+    def silver(subject: str) -> dg.AssetKey:
+        return dg.AssetKey(["silver", subject])
+
+    @staticmethod
+    def features(fs: FeatureSet) -> dg.AssetKey:
+        return dg.AssetKey(["features", fs.name])
+
+    @staticmethod
+    def model(spec: ModelSpec, part: str) -> dg.AssetKey:
+        return dg.AssetKey(["models", spec.name, part])
+
+    @staticmethod
+    def predictions(spec: ModelSpec) -> dg.AssetKey:
+        return dg.AssetKey(["predictions", spec.name])
+
+    DEAD_LETTERS = dg.AssetKey([DEAD_LETTERS])
