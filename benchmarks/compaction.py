@@ -29,9 +29,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lake import BronzeTable, bronze_rows
-from lake.catalog import Lake
-from lake.maintenance import maintain
+from lake import BronzeTable, Lake, bronze_rows, maintain
 
 QUERY = (
     'SELECT "partition", count(*) AS n, max("offset") AS last, '
@@ -77,9 +75,9 @@ def main() -> None:
     n = sum(b.num_rows for b in data)
     with tempfile.TemporaryDirectory() as root:
         t0 = time.perf_counter()
-        BronzeTable.open(root, "single").append(pa.concat_tables(data).combine_chunks())
+        BronzeTable.open(Lake(root), "single").append(pa.concat_tables(data).combine_chunks())
         one_s = time.perf_counter() - t0
-        many = BronzeTable.open(root, "many")
+        many = BronzeTable.open(Lake(root), "many")
         t0 = time.perf_counter()
         for b in data:
             many.append(b)
@@ -91,7 +89,7 @@ def main() -> None:
         a_s, a_result = timed_query(root, "single", args.repeat)
         b_s, b_result = timed_query(root, "many", args.repeat)
         t0 = time.perf_counter()
-        report = maintain(many.uri, vacuum=False)
+        report = maintain(Lake(root), "bronze.many", vacuum=False)
         compact_s = time.perf_counter() - t0
         c_s, c_result = timed_query(root, "many", args.repeat)
         assert a_result.equals(b_result) and a_result.equals(c_result), "results differ"

@@ -41,10 +41,11 @@ sys.path.insert(0, str(ROOT))
 from features.compute import update_features  # noqa: E402
 from ingest import EmbeddedBroker, Ingester, IngestOptions, consumer_config  # noqa: E402
 from ingest.kafka import ensure_topic, wait_for_broker  # noqa: E402
-from ingest.registry_server import RegistryServer  # noqa: E402
-from lake import SchemaRegistry  # noqa: E402
-from orchestration.demo_definitions import DELIVERED_TOPIC, ETA, ORDERS_TOPIC  # noqa: E402
-from orchestration.simulation import EventPublisher, FoodDeliveryWorld  # noqa: E402
+from ingest.schema_registry_api import SchemaRegistryServer  # noqa: E402
+from lake import Lake, SchemaStore  # noqa: E402
+from lake.names import silver, value_subject  # noqa: E402
+from orchestration.demo.definitions import DELIVERED_TOPIC, ETA, ORDERS_TOPIC  # noqa: E402
+from orchestration.demo.simulation import EventPublisher, FoodDeliveryWorld  # noqa: E402
 from training.evaluation import evaluate  # noqa: E402
 from training.online import learn_online  # noqa: E402
 
@@ -88,7 +89,7 @@ def main() -> None:
         for topic in (ORDERS_TOPIC, DELIVERED_TOPIC):
             ensure_topic(admin, topic, bootstrap_servers=bs, create=True, partitions=2)
         world = FoodDeliveryWorld(orders_per_hour=120)
-        with RegistryServer(SchemaRegistry.open(lake)) as registry:
+        with SchemaRegistryServer(SchemaStore.open(lake)) as registry:
             app = EventPublisher(bs, registry.url)
             for event in world.events(args.history):
                 app.send(event)
@@ -96,10 +97,10 @@ def main() -> None:
             for topic in (ORDERS_TOPIC, DELIVERED_TOPIC):
                 Ingester(
                     IngestOptions(
-                        bootstrap_servers=bs, topic=topic, lake_root=lake, decode_avro=True
+                        bootstrap_servers=bs, topic=topic, lake=Lake(lake), decode_avro=True
                     )
                 ).run(until_caught_up=True)
-            update_features(lake, ETA.feature_set)
+            update_features(Lake(lake), ETA.feature_set)
             version = learn_online(lake, ETA).version
             assert version is not None
             evaluate(lake, ETA, version.version)
@@ -123,7 +124,7 @@ def main() -> None:
                 c.close()
 
             def watch_silver() -> None:
-                uri = f"{lake}/silver/{ORDERS_TOPIC}-value"
+                uri = Lake(lake).uri(silver(value_subject(ORDERS_TOPIC)))
                 last = args.history
                 while not done.is_set():
                     try:

@@ -37,7 +37,8 @@ sys.path.insert(0, str(ROOT))
 from ingest_cli import start_ingest  # noqa: E402
 
 from ingest import EmbeddedBroker, Record, consumer_config, produce  # noqa: E402
-from lake import SchemaRegistry  # noqa: E402
+from lake import Lake, SchemaStore  # noqa: E402
+from lake.names import value_subject  # noqa: E402
 
 
 def bare_loop(bootstrap: str, topic: str, n: int, options: dict) -> tuple[float, float]:
@@ -174,7 +175,7 @@ def main() -> None:
             a_rate, a_s = bare_loop(bs, topic, n, options)
             lake = os.path.join(tmp, f"lake{r}")
             if args.avro:
-                SchemaRegistry.open(lake).register(f"{topic}-value", AVRO_SCHEMA)
+                SchemaStore.open(Lake(lake)).register(value_subject(topic), AVRO_SCHEMA)
             b_rate, b_s, wall, rss = ingest_process(bs, topic, lake, n, options, args.avro)
             rows.append((b_rate / a_rate, a_rate, b_rate, wall, rss))
             print(

@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 from ingest_cli import start_ingest  # noqa: E402
 
 from ingest import EmbeddedBroker, consumer_config  # noqa: E402
-from lake import committed_offsets, table_uri  # noqa: E402
+from lake import committed_offsets  # noqa: E402
+from lake.names import bronze, table_uri  # noqa: E402
 
 
 def produce_steadily(bs: str, topic: str, rate: int, seconds: float) -> int:
@@ -93,7 +94,7 @@ def main() -> None:
         )
         reader.start()
         # Wait for the ingester's table and the bare consumer's assignment.
-        uri = table_uri(lake, "bronze", topic)
+        uri = table_uri(lake, bronze(topic))
         while not (os.path.exists(os.path.join(uri, "_delta_log")) and ready.is_set()):
             time.sleep(0.05)
         time.sleep(4)  # the ingester's group join

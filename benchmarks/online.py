@@ -33,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from river import linear_model, metrics, preprocessing
 
 from features.definition import FeatureSet
+from lake import Lake
+from lake.names import DATE, features, silver
 from training.online import learn_online
 from training.specs import ModelSpec
 
@@ -63,11 +65,12 @@ def write_features(root: str, n: int) -> None:
             "_label_offset": np.arange(n),
         }
     ).with_columns(pl.col("placed_at").dt.date().alias("_date"))
-    df.write_delta(f"{root}/features/bench", delta_write_options={"partition_by": ["_date"]})
+    uri = Lake(root).uri(features("bench"))
+    df.write_delta(uri, delta_write_options={"partition_by": [DATE]})
 
 
 def bare_loop(root: str) -> tuple[float, int]:
-    df = pl.read_delta(f"{root}/features/bench").sort("placed_at")
+    df = pl.read_delta(Lake(root).uri(features("bench"))).sort("placed_at")
     xs, ys = df.select(FEATURES).to_dicts(), df["label"].to_list()
     m, metric = model(), metrics.MAE()
     t0 = time.perf_counter()
@@ -84,7 +87,7 @@ def main() -> None:
     args = ap.parse_args()
     fs = FeatureSet(
         "bench",
-        "silver.unused",
+        silver("unused"),
         key="order_id",
         event_time="placed_at",
         features={f: pl.col(f) for f in FEATURES},
@@ -93,12 +96,12 @@ def main() -> None:
     ratios = []
     with tempfile.TemporaryDirectory() as root:
         write_features(root, args.rows)
-        print(f"wrote {args.rows:,} labeled feature rows to {root}/features/bench")
+        print(f"wrote {args.rows:,} labeled feature rows to {features('bench')} under {root}")
         for r in range(args.repeat):
             a_s, n = bare_loop(root)
             spec = ModelSpec(name=f"bench{r}", feature_set=fs, make_model=model)
             t0 = time.perf_counter()
-            run = learn_online(root, spec)
+            run = learn_online(Lake(root), spec)
             b_s = time.perf_counter() - t0
             assert run.rows == n
             ratios.append((n / b_s) / (n / a_s))

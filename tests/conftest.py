@@ -16,6 +16,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from deltalake import DeltaTable
 
 from ingest import EmbeddedBroker, Ingester, IngestOptions
+from lake import Lake
 
 CLI = [sys.executable, "-m", "orchestration"]
 
@@ -113,7 +114,7 @@ def ingest_until_caught_up(
         IngestOptions(
             bootstrap_servers=broker.bootstrap_servers,
             topic=topic,
-            lake_root=lake_root,
+            lake=Lake(lake_root),
             decode_avro=decode,
             **options,  # type: ignore[arg-type]
         )

@@ -7,7 +7,7 @@ import datetime as dt
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
-from lake import BRONZE_SCHEMA, BronzeTable, bronze_rows, txn_app_id
+from lake import BRONZE_SCHEMA, BronzeTable, Lake, bronze_rows, txn_app_id
 
 
 def _rows(partition: int, offsets: range) -> pa.Table:
@@ -35,7 +35,7 @@ def test_columns_keep_every_part_of_a_record(tmp_path):
         ingested_at_us=1_763_769_600_000_000,
     )
     assert t.schema == BRONZE_SCHEMA
-    bt = BronzeTable.open(str(tmp_path), "orders")
+    bt = BronzeTable.open(Lake(str(tmp_path)), "orders")
     assert bt.append(t).ranges == {2: (10, 12)}
     back = DeltaTable(str(tmp_path / "bronze" / "orders")).to_pyarrow_table().sort_by("offset")
     assert back.column("key").to_pylist() == [b"key", None, b""]
@@ -58,7 +58,7 @@ def test_columns_keep_every_part_of_a_record(tmp_path):
 
 
 def test_append_drops_offsets_already_committed(tmp_path):
-    bt = BronzeTable.open(str(tmp_path), "t")
+    bt = BronzeTable.open(Lake(str(tmp_path)), "t")
     assert bt.append(_rows(0, range(0, 100))).ranges == {0: (0, 99)}
     # A zombie writer re-sends 50..149: only 100..149 are new.
     result = bt.append(_rows(0, range(50, 150)))
@@ -71,7 +71,7 @@ def test_append_drops_offsets_already_committed(tmp_path):
 
 
 def test_a_concurrent_commit_of_the_same_partition_is_detected_and_fenced(tmp_path):
-    bt = BronzeTable.open(str(tmp_path), "t")
+    bt = BronzeTable.open(Lake(str(tmp_path)), "t")
     bt.append(_rows(1, range(0, 10)))
     # Another process commits offsets 10..19 of partition 1 behind our snapshot's back.
     other = DeltaTable(bt.uri)
@@ -89,8 +89,8 @@ def test_a_concurrent_commit_of_the_same_partition_is_detected_and_fenced(tmp_pa
 
 
 def test_other_partitions_commit_concurrently_without_loss(tmp_path):
-    a = BronzeTable.open(str(tmp_path), "t")
-    b = BronzeTable.open(str(tmp_path), "t")
+    a = BronzeTable.open(Lake(str(tmp_path)), "t")
+    b = BronzeTable.open(Lake(str(tmp_path)), "t")
     for i in range(5):
         a.append(_rows(0, range(i * 10, i * 10 + 10)))
         b.append(_rows(1, range(i * 10, i * 10 + 10)))

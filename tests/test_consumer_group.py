@@ -8,7 +8,7 @@ import time
 
 from deltalake import DeltaTable
 
-from lake import BronzeTable
+from lake import BronzeTable, Lake
 from tests.conftest import bronze, ingest_env
 from tests.kafka_data import assert_exactly_once, produce_known
 
@@ -44,7 +44,7 @@ def test_two_ingesters_split_partitions_and_survive_a_kill(
     a.send_signal(signal.SIGKILL)
     a.wait(10)
     assert split_a and split_b, "both ingesters owned partitions before the kill"
-    committed = BronzeTable.open(lake_root, topic).committed(sorted(split_a))
+    committed = BronzeTable.open(Lake(lake_root), topic).committed(sorted(split_a))
     unfinished = {p for p, c in committed.items() if c is None or c < 49_999}
     assert unfinished, "A was killed with work left"
     assert b.wait(120) == 0, processes.log("b")

@@ -17,19 +17,31 @@ import polars as pl
 import pytest
 from deltalake import DeltaTable
 
-from ingest import EmbeddedBroker, Ingester, IngestOptions, ensure_topic, free_port, wait_for_broker
-from ingest.registry_server import RegistryServer
-from lake import SchemaRegistry
-from orchestration.assets import Topology, build_assets
-from orchestration.automation import build_automation
-from orchestration.checks import build_checks
-from orchestration.dagster_report import bronze_reporter
-from orchestration.demo_definitions import DELIVERED_TOPIC, ETA, ORDERS_TOPIC
-from orchestration.lake_resource import LakeResource
-from orchestration.pipeline import build_definitions
+from ingest import (
+    EmbeddedBroker,
+    Ingester,
+    IngestOptions,
+    SchemaRegistryServer,
+    ensure_topic,
+    free_port,
+    wait_for_broker,
+)
+from lake import Lake, SchemaStore
+from lake.names import value_subject
+from orchestration.defs import (
+    LakeResource,
+    Topology,
+    build_assets,
+    build_checks,
+    build_definitions,
+)
+from orchestration.defs.automation import build_automation
+from orchestration.defs.reports import bronze_reporter
+from orchestration.defs.ticks import sensor_cursor, sensor_tick
+from orchestration.demo.definitions import DELIVERED_TOPIC, ETA, ORDERS_TOPIC
+from orchestration.demo.simulation import EventPublisher, FoodDeliveryWorld
 from orchestration.settings import Settings
-from orchestration.simulation import EventPublisher, FoodDeliveryWorld
-from training.registry import ModelRegistry
+from training.model_registry import ModelRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY1, DAY2 = "2026-11-01", "2026-11-02"
@@ -51,7 +63,7 @@ def fed(tmp_path_factory):
         world = FoodDeliveryWorld(
             start=dt.datetime(2026, 11, 1, 7, tzinfo=dt.UTC), orders_per_hour=40, upgrade_after=280
         )
-        with RegistryServer(SchemaRegistry.open(lake)) as registry:
+        with SchemaRegistryServer(SchemaStore.open(Lake(lake))) as registry:
             app = EventPublisher(bs, registry.url)
             for event in world.events(700):
                 app.send(event)
@@ -59,7 +71,7 @@ def fed(tmp_path_factory):
             del app  # its producer goes before the broker does
         for topic in (ORDERS_TOPIC, DELIVERED_TOPIC):
             Ingester(
-                IngestOptions(bootstrap_servers=bs, topic=topic, lake_root=lake, decode_avro=True),
+                IngestOptions(bootstrap_servers=bs, topic=topic, lake=Lake(lake), decode_avro=True),
                 on_commit=bronze_reporter(instance, topic),
             ).run(until_caught_up=True)
     settings = Settings(lake_root=lake, partitions_start=DAY1, holdout_days=0.25)
@@ -134,7 +146,7 @@ def test_assets_materialize_and_a_backfill_equals_the_stream(fed):
     streamed = {s: _silver(lake, s) for s in ("order_placed-value", "order_delivered-value")}
     # A decoder bug, say: rows of both days lost from silver.
     DeltaTable(f"{lake}/silver/order_placed-value").delete("order_id % 7 = 0")
-    silver_keys = [Topology.silver(t) for t in (ORDERS_TOPIC, DELIVERED_TOPIC)]
+    silver_keys = [Topology.silver(value_subject(t)) for t in (ORDERS_TOPIC, DELIVERED_TOPIC)]
     backfill = _materialize(
         settings,
         instance,
@@ -160,7 +172,7 @@ def test_assets_materialize_and_a_backfill_equals_the_stream(fed):
     models = _materialize(
         settings,
         instance,
-        [_eta("online"), _eta("batch"), _eta("champion"), dg.AssetKey(["dead_letters"])],
+        [_eta("online"), _eta("batch"), _eta("champion"), Topology.DEAD_LETTERS],
     )
     assert models.success
     online = models.asset_materializations_for_node("models__eta__online")[0].metadata
@@ -173,7 +185,7 @@ def test_assets_materialize_and_a_backfill_equals_the_stream(fed):
     champion = models.asset_materializations_for_node("models__eta__champion")[0].metadata
     assert champion["champion"].value in (1, 2)
     assert all(e.passed for e in models.get_asset_check_evaluations())
-    assert ModelRegistry(lake).alias("eta", "champion") == champion["champion"].value
+    assert ModelRegistry(Lake(lake)).alias("eta", "champion") == champion["champion"].value
 
 
 def _eta(part: str) -> dg.AssetKey:
@@ -181,29 +193,51 @@ def _eta(part: str) -> dg.AssetKey:
 
 
 def test_the_drift_sensor_and_the_schedules(fed):
-    lake, instance, settings, _ = fed
+    lake, instance, settings, tmp = fed
     _, schedules, sensors = build_automation(Topology([ETA]))
     sensor = next(s for s in sensors if s.name == "drift_eta")
     resources = {"lake": LakeResource.from_settings(settings)}
     ctx = dg.build_sensor_context(instance=instance, resources=resources)
     assert not sensor.evaluate_tick(ctx).run_requests  # no drift recorded yet
-    ModelRegistry(lake).record_drift(
-        [
-            {
-                "name": "eta",
-                "version": 7,
-                "event_time": dt.datetime(2026, 11, 2, 3, tzinfo=dt.UTC),
-                "detector": "ADWIN",
-                "statistic": 12.5,
-                "rows_seen": 500,
-            }
-        ]
-    )
+    models = ModelRegistry(Lake(lake))
+
+    def drift_at(version: int) -> None:
+        when = dt.datetime(2026, 11, 2, 3, tzinfo=dt.UTC)
+        models.record_drift(
+            [
+                {
+                    "name": "eta",
+                    "version": version,
+                    "event_time": when,
+                    "detector": "ADWIN",
+                    "statistic": 12.5,
+                    "rows_seen": 500,
+                }
+            ]
+        )
+
+    # A drift some batch version came after is handled, whatever the cursor says.
+    drift_at(models.next_version("eta") - 1)
+    models.register("eta", "batch", model=None)
+    fresh = dg.build_sensor_context(instance=instance, resources=resources)
+    assert not sensor.evaluate_tick(fresh).run_requests
+    drift_at(7)
     tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources))
     assert [r.run_key for r in tick.run_requests] == ["drift-eta-v7"]
     assert tick.cursor == "7"
     again = dg.build_sensor_context(instance=instance, resources=resources, cursor="7")
     assert not sensor.evaluate_tick(again).run_requests  # the same drift retrains once
+
+    # Ticked as the daemon would, the cursor lives in the instance (one with storage).
+    defs = build_definitions(settings)
+    (tmp / "ticks").mkdir(exist_ok=True)
+    stored = dg.DagsterInstance.local_temp(str(tmp / "ticks"))
+    assert sensor_cursor(stored, "drift_eta") is None
+    assert [r.run_key for r in sensor_tick(defs, "drift_eta", stored, resources)] == [
+        "drift-eta-v7"
+    ]
+    assert sensor_cursor(stored, "drift_eta") == "7"
+    assert sensor_tick(defs, "drift_eta", stored, resources) == []
 
     by_name = {s.name: s for s in schedules}
     assert set(by_name) == {"nightly_maintenance", "retrain_eta_daily"}
@@ -227,10 +261,16 @@ def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
 
 
 def test_dg_dev_serves_the_graph_and_runs_a_partition_backfill(fed):
-    lake, _, _, tmp = fed
+    lake, _, settings, tmp = fed
     home = tmp / "dg-home"
     home.mkdir(exist_ok=True)
     (home / "dagster.yaml").write_text("")
+    # A sensor ticked outside the daemon (as the demo does): dg dev sees its cursor.
+    resources = {"lake": LakeResource.from_settings(settings)}
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        sensor_tick(build_definitions(settings), "drift_eta", instance, resources)
+        cursor = sensor_cursor(instance, "drift_eta")
+    assert cursor is not None
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTLAKE_")}
     env |= {
@@ -268,6 +308,20 @@ def test_dg_dev_serves_the_graph_and_runs_a_partition_backfill(fed):
             time.sleep(1)
         paths = {"/".join(n["assetKey"]["path"]) for n in nodes}
         assert {"bronze/order_placed", "silver/order_placed-value", "models/eta/online"} <= paths
+        sensor = _graphql(
+            port,
+            """query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) {
+                 ... on Sensor { sensorState { status typeSpecificData {
+                   ... on SensorData { lastCursor } } } } } }""",
+            {
+                "s": {
+                    "repositoryLocationName": "eventlake",
+                    "repositoryName": "__repository__",
+                    "sensorName": "drift_eta",
+                }
+            },
+        )["sensorOrError"]["sensorState"]
+        assert sensor["typeSpecificData"]["lastCursor"] == cursor
 
         launched = _graphql(
             port,

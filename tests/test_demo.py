@@ -8,6 +8,9 @@ import subprocess
 import dagster as dg
 import polars as pl
 
+from orchestration.defs import LakeResource, build_definitions
+from orchestration.defs.ticks import sensor_cursor, sensor_tick
+from orchestration.settings import Settings
 from tests.conftest import CLI
 
 
@@ -47,6 +50,14 @@ def test_the_demo_runs_the_whole_pipeline_and_leaves_it_for_the_ui(tmp_path):
         assert event is not None, key
     runs = instance.get_runs()
     assert runs and all(r.is_success for r in runs)
+    # Retraining ran as the retrain job the sensor or schedule asked for, and the
+    # drift sensor's cursor is in the instance: the daemon of `eventlake ui` starts nothing.
+    assert any(r.job_name == "retrain_eta" for r in runs)
+    settings = Settings(lake_root=str(lake), partitions_start="2026-11-01")
+    resources = {"lake": LakeResource.from_settings(settings)}
+    drifted = pl.read_delta(str(lake / "models" / "drift")).height > 0
+    assert (sensor_cursor(instance, "drift_eta") is not None) == drifted
+    assert sensor_tick(build_definitions(settings), "drift_eta", instance, resources) == []
 
 
 def test_the_demo_replaces_its_own_folder_and_refuses_a_foreign_one(tmp_path):

@@ -11,6 +11,7 @@ import pytest
 
 from features.compute import compute_features, read_features, update_features
 from features.definition import FeatureSet, Label, prior_count, prior_mean
+from lake import Lake
 from lake.silver import SilverTable
 
 T0 = dt.datetime(2026, 5, 1, 8, tzinfo=dt.UTC)
@@ -45,7 +46,7 @@ def _silver(root: str, subject: str, topic: str, rows: list[dict], first_offset:
     }
     for name, col in lineage.items():
         data = data.append_column(name, col)
-    SilverTable(root, subject).append(topic, data)
+    SilverTable(Lake(root), subject).append(topic, data)
 
 
 def _orders(start: int, n: int) -> list[dict]:
@@ -78,23 +79,23 @@ def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
 
 def test_incremental_equals_batch_point_in_time_and_late_labels(lake_root):
     _silver(lake_root, "order_placed", "orders", _orders(0, 6), 0)
-    first = update_features(lake_root, ORDERS)
+    first = update_features(Lake(lake_root), ORDERS)
     assert (first.new_rows, first.relabeled) == (6, 0)
-    early = _sorted(read_features(lake_root, ORDERS))
+    early = _sorted(read_features(Lake(lake_root), ORDERS))
     assert early["label"].null_count() == 6  # nothing delivered yet
     assert early["user_orders_before"].to_list() == [0, 0, 0, 1, 1, 1]
     assert early["user_mean_distance_before"].to_list() == [None, None, None, 1.0, 2.0, 3.0]
 
     _silver(lake_root, "order_delivered", "deliveries", _delivered([0, 1, 2], 0), 0)
     _silver(lake_root, "order_placed", "orders", _orders(6, 10), 6)
-    second = update_features(lake_root, ORDERS)
+    second = update_features(Lake(lake_root), ORDERS)
     assert (second.new_rows, second.relabeled) == (10, 3)
     _silver(lake_root, "order_delivered", "deliveries", _delivered([3, 9, 15], 3), 3)
-    third = update_features(lake_root, ORDERS)
+    third = update_features(Lake(lake_root), ORDERS)
     assert (third.new_rows, third.relabeled) == (0, 3)
-    assert update_features(lake_root, ORDERS).version is None  # nothing new: no commit
+    assert update_features(Lake(lake_root), ORDERS).version is None  # nothing new: no commit
 
-    streamed = _sorted(read_features(lake_root, ORDERS))
+    streamed = _sorted(read_features(Lake(lake_root), ORDERS))
     assert streamed.height == 16
     labeled = streamed.filter(pl.col("label").is_not_null())
     assert labeled["order_id"].to_list() == [0, 1, 2, 3, 9, 15]
@@ -109,11 +110,11 @@ def test_incremental_equals_batch_point_in_time_and_late_labels(lake_root):
     days = sorted(set(streamed["_date"].to_list()))
     assert len(days) == 3
     for day in days:
-        compute_features(lake_root, batch, day, day)
-    assert _sorted(read_features(lake_root, batch)).equals(streamed)
+        compute_features(Lake(lake_root), batch, day, day)
+    assert _sorted(read_features(Lake(lake_root), batch)).equals(streamed)
     # And a backfill of one day again changes nothing.
-    assert compute_features(lake_root, batch, days[0], days[0]) == 6
-    assert _sorted(read_features(lake_root, batch)).equals(streamed)
+    assert compute_features(Lake(lake_root), batch, days[0], days[0]) == 6
+    assert _sorted(read_features(Lake(lake_root), batch)).equals(streamed)
 
 
 def test_a_feature_named_like_the_key_is_refused():
@@ -129,5 +130,5 @@ def test_a_field_of_a_later_schema_version_is_null_until_it_lands(lake_root):
         label=None,
     )
     _silver(lake_root, "order_placed", "orders", _orders(0, 3), 0)
-    update_features(lake_root, fs)
-    assert read_features(lake_root, fs)["tip"].to_list() == [0.25, 0.25, 0.25]
+    update_features(Lake(lake_root), fs)
+    assert read_features(Lake(lake_root), fs)["tip"].to_list() == [0.25, 0.25, 0.25]

@@ -18,13 +18,13 @@ from ingest import (
     free_port,
 )
 from ingest.kafka import ensure_topic, wait_for_broker
-from lake import BronzeTable, LakeNotWritable, SourceChanged, bronze_rows
+from lake import BronzeTable, Lake, LakeNotWritable, SourceChanged, bronze_rows
 from tests.conftest import CLI, bronze, ingest_env
 from tests.kafka_data import assert_exactly_once, produce_known
 
 
 def _opts(bootstrap: str, topic: str, lake_root: str, **kw) -> IngestOptions:
-    return IngestOptions(bootstrap_servers=bootstrap, topic=topic, lake_root=lake_root, **kw)
+    return IngestOptions(bootstrap_servers=bootstrap, topic=topic, lake=Lake(lake_root), **kw)
 
 
 def test_missing_topic_is_a_clear_error(broker, lake_root):
@@ -108,7 +108,7 @@ def test_offsets_missing_from_kafka_stop_the_ingester(broker, make_topic, lake_r
     produce_known(broker.bootstrap_servers, topic, 1, 300)
     opts = _opts(broker.bootstrap_servers, topic, lake_root)
     Ingester(opts).run(until_caught_up=True)
-    table = BronzeTable.open(lake_root, topic)
+    table = BronzeTable.open(Lake(lake_root), topic)
     far = bronze_rows(topic, [0], [9_999], [(1, 0)], [None], [b"from a longer log"], [None])
     assert table.append(far).ranges == {0: (9_999, 9_999)}
     produce_known(broker.bootstrap_servers, topic, 1, 10, start=300)

@@ -16,10 +16,8 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from deltalake import DeltaTable, write_deltalake
 
 from ingest import Ingester, IngestOptions, Record, produce
-from ingest.registry_server import RegistryServer
-from lake import SchemaRegistry
-from lake.catalog import Lake, TableNotInLake
-from lake.coverage import decode_coverage
+from ingest.schema_registry_api import SchemaRegistryServer
+from lake import Lake, SchemaStore, TableNotInLake, decode_coverage
 from lake.erasure import erase
 from lake.maintenance import maintain
 from tests.conftest import CLI, bronze, ingest_env, ingest_until_caught_up
@@ -38,8 +36,8 @@ USER = json.dumps(
 def clicks(broker, make_topic, lake_root):
     """200 Avro clicks of users 0..9 (key = user id) over 2 partitions, decoded into silver."""
     topic = make_topic(2)
-    registry = SchemaRegistry.open(lake_root)
-    with RegistryServer(registry) as server:
+    registry = SchemaStore.open(Lake(lake_root))
+    with SchemaRegistryServer(registry) as server:
         ser = AvroSerializer(SchemaRegistryClient({"url": server.url}), USER)
         ctx = SerializationContext(topic, MessageField.VALUE)
         records = [
@@ -122,7 +120,7 @@ def test_compaction_next_to_a_running_ingest_keeps_exactly_once(
     rounds = 0
     while proc.poll() is None:
         if DeltaTable.is_deltatable(uri):
-            maintain(uri, vacuum=False)
+            maintain(Lake(lake_root), f"bronze.{topic}", vacuum=False)
             rounds += 1
         time.sleep(0.05)
     assert proc.returncode == 0, processes.log("ingest")
@@ -130,7 +128,7 @@ def test_compaction_next_to_a_running_ingest_keeps_exactly_once(
     assert_exactly_once(bronze(lake_root, topic), expected)
     ops = [h["operation"] for h in DeltaTable(uri).history()]
     assert ops.count("WRITE") >= 50 and "OPTIMIZE" in ops
-    report = maintain(uri)
+    report = maintain(Lake(lake_root), f"bronze.{topic}")
     assert report.files_after == 1  # one date partition, one file
     assert_exactly_once(bronze(lake_root, topic), expected)
 
@@ -142,7 +140,7 @@ def test_the_ingester_compacts_by_policy_and_maintain_on_demand(broker, make_top
         IngestOptions(
             bootstrap_servers=broker.bootstrap_servers,
             topic=topic,
-            lake_root=lake_root,
+            lake=Lake(lake_root),
             batch_max_records=100,
             maintain_every=10,
         )
@@ -192,10 +190,10 @@ def test_erasure_removes_a_user_everywhere_for_good(broker, clicks, lake_root):
         f"silver.{topic}-value": 20,
     }
     assert json.loads(audit["models_to_retrain"]) == ["eta:1"]
-    assert all(c.ok for c in decode_coverage(lake_root, topic))
+    assert all(c.ok for c in decode_coverage(Lake(lake_root), topic))
 
     # By key: user 7's clicks and the dead letter that carried the key.
-    report = erase(lake_root, key=b"7")
+    report = erase(Lake(lake_root), key=b"7")
     assert report.records == 21
     assert report.rows_by_table == {
         f"bronze.{topic}": 21,
@@ -204,7 +202,7 @@ def test_erasure_removes_a_user_everywhere_for_good(broker, clicks, lake_root):
     }
     # A restart of ingest does not bring erased offsets back from Kafka.
     Ingester(
-        IngestOptions(bootstrap_servers=broker.bootstrap_servers, topic=topic, lake_root=lake_root)
+        IngestOptions(bootstrap_servers=broker.bootstrap_servers, topic=topic, lake=Lake(lake_root))
     ).run(until_caught_up=True)
     assert DeltaTable(bronze_uri).to_pyarrow_table().num_rows == 160
 
@@ -213,4 +211,4 @@ def test_erasure_needs_a_known_column(clicks, lake_root):
     from lake.erasure import ErasureError
 
     with pytest.raises(ErasureError, match="no silver table has the columns"):
-        erase(lake_root, where="ssn = '1'")
+        erase(Lake(lake_root), where="ssn = '1'")

@@ -13,8 +13,8 @@ from river import datasets, evaluate, linear_model, metrics, preprocessing
 from features.compute import update_features
 from features.definition import FeatureSet
 from ingest import Record, produce
-from ingest.registry_server import RegistryServer
-from lake import SchemaRegistry
+from ingest.schema_registry_api import SchemaRegistryServer
+from lake import Lake, SchemaStore
 from tests.conftest import ingest_until_caught_up
 from training.online import learn_online
 from training.specs import ModelSpec
@@ -38,7 +38,7 @@ def test_progressive_accuracy_equals_river_progressive_val_score(broker, make_to
         }
     )
     topic = make_topic(1)
-    with RegistryServer(SchemaRegistry.open(lake_root)) as server:
+    with SchemaRegistryServer(SchemaStore.open(Lake(lake_root))) as server:
         ser = AvroSerializer(SchemaRegistryClient({"url": server.url}), schema)
         ctx = SerializationContext(topic, MessageField.VALUE)
         records = [
@@ -57,7 +57,7 @@ def test_progressive_accuracy_equals_river_progressive_val_score(broker, make_to
         features={n: pl.col(n) for n in names},
         label="is_phishing",
     )
-    assert update_features(lake_root, fs).new_rows == len(rows)
+    assert update_features(Lake(lake_root), fs).new_rows == len(rows)
     spec = ModelSpec(
         name="phishing",
         feature_set=fs,
@@ -65,7 +65,7 @@ def test_progressive_accuracy_equals_river_progressive_val_score(broker, make_to
         make_metric=metrics.Accuracy,
         task="classification",
     )
-    run = learn_online(lake_root, spec)
+    run = learn_online(Lake(lake_root), spec)
     reference_model = _model()
     reference = evaluate.progressive_val_score(
         datasets.Phishing(), reference_model, metrics.Accuracy()

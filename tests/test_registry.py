@@ -1,4 +1,4 @@
-"""lake.SchemaRegistry: Confluent semantics, stored in Delta tables."""
+"""lake.SchemaStore: Confluent semantics, stored in Delta tables."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import threading
 import pytest
 from deltalake import DeltaTable
 
-from lake import IncompatibleSchema, InvalidSchema, InvalidTableName, SchemaNotFound
-from lake.registry import SchemaRegistry
+from lake import IncompatibleSchema, InvalidSchema, InvalidTableName, Lake, SchemaNotFound
+from lake.schema_store import SchemaStore
 
 
 def record(*fields: dict, name: str = "Order") -> str:
@@ -35,8 +35,8 @@ BREAKS = record({"name": "id", "type": "int"}, {"name": "price", "type": "double
 
 
 @pytest.fixture
-def reg(tmp_path) -> SchemaRegistry:
-    return SchemaRegistry.open(str(tmp_path))
+def reg(tmp_path) -> SchemaStore:
+    return SchemaStore.open(Lake(str(tmp_path)))
 
 
 def test_versions_ids_and_idempotence(reg, tmp_path):
@@ -54,7 +54,7 @@ def test_versions_ids_and_idempotence(reg, tmp_path):
     assert reg.subjects_of(1) == [("orders-value", 1), ("returns-value", 1)]
     assert reg.lookup("orders-value", V2).version == 2
     # Persisted: a fresh instance sees everything, and the table holds one row per version.
-    again = SchemaRegistry.open(str(tmp_path))
+    again = SchemaStore.open(Lake(str(tmp_path)))
     assert again.versions("orders-value") == [1, 2]
     rows = DeltaTable(str(tmp_path / "registry" / "schemas")).to_pyarrow_table()
     assert sorted(zip(rows["subject"].to_pylist(), rows["version"].to_pylist(), strict=True)) == [
@@ -128,7 +128,7 @@ def test_bad_input(reg):
 
 
 def test_concurrent_registrations_get_distinct_ids(tmp_path):
-    regs = [SchemaRegistry.open(str(tmp_path)) for _ in range(4)]
+    regs = [SchemaStore.open(Lake(str(tmp_path))) for _ in range(4)]
     results: list = []
 
     def register(i: int) -> None:

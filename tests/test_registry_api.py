@@ -12,8 +12,8 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from ingest import Record, produce
-from ingest.registry_server import RegistryServer
-from lake import SchemaRegistry
+from ingest.schema_registry_api import SchemaRegistryServer
+from lake import Lake, SchemaStore
 
 V1 = json.dumps(
     {
@@ -53,8 +53,8 @@ BAD = json.dumps(
 
 @pytest.fixture
 def server(tmp_path):
-    registry = SchemaRegistry.open(str(tmp_path / "lake"))
-    with RegistryServer(registry) as s:
+    registry = SchemaStore.open(Lake(str(tmp_path / "lake")))
+    with SchemaRegistryServer(registry) as s:
         yield s
 
 
@@ -174,24 +174,24 @@ def test_registry_command_serves_on_loopback_and_stops(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert SchemaRegistry.open(str(tmp_path / "lake")).versions("x-value") == [1]
+    assert SchemaStore.open(Lake(str(tmp_path / "lake"))).versions("x-value") == [1]
 
 
 def test_schemas_from_an_external_registry_are_copied_into_the_lake(tmp_path):
     from ingest.schema_resolver import SchemaResolver
 
-    external = SchemaRegistry.open(str(tmp_path / "elsewhere"))
-    with RegistryServer(external) as server:
+    external = SchemaStore.open(Lake(str(tmp_path / "elsewhere")))
+    with SchemaRegistryServer(external) as server:
         client = SchemaRegistryClient({"url": server.url})
         client.register_schema("orders-value", Schema(V1, "AVRO"))
         sid = client.register_schema("orders-value", Schema(V2, "AVRO"))
-        ours = SchemaRegistry.open(str(tmp_path / "lake"))
+        ours = SchemaStore.open(Lake(str(tmp_path / "lake")))
         resolver = SchemaResolver(ours, server.url)
         assert json.loads(resolver.schema(sid))["fields"][2]["name"] == "tip"
         with pytest.raises(Exception, match="schema id 99"):
             resolver.schema(99)
     # The external registry is gone; the lake still resolves the id, with its subject.
-    again = SchemaResolver(SchemaRegistry.open(str(tmp_path / "lake")), server.url)
+    again = SchemaResolver(SchemaStore.open(Lake(str(tmp_path / "lake"))), server.url)
     assert json.loads(again.schema(sid))["fields"][2]["name"] == "tip"
     assert ours.get("orders-value", 2).id == sid
     assert ours.subjects_of(sid) == [("orders-value", 2)]

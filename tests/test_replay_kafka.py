@@ -10,6 +10,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from ingest import EmbeddedBroker, Ingester, IngestOptions, Record, ReplayError, produce
 from ingest.republish import republish
+from lake import Lake
 from tests.conftest import CLI, bronze, ingest_env
 
 PARTITIONS = 3
@@ -59,7 +60,7 @@ def test_a_new_broker_gets_every_record_back_in_order(lake_root, tmp_path):
         produce(first.bootstrap_servers, first_topic, records)
         Ingester(
             IngestOptions(
-                bootstrap_servers=first.bootstrap_servers, topic=first_topic, lake_root=lake_root
+                bootstrap_servers=first.bootstrap_servers, topic=first_topic, lake=Lake(lake_root)
             )
         ).run(until_caught_up=True)
     assert bronze(lake_root, first_topic).num_rows == len(records)
@@ -104,7 +105,7 @@ def test_an_offset_range_to_another_topic_and_resume_after_a_partial_run(broker,
     records = _records()
     produce(broker.bootstrap_servers, topic, records)
     Ingester(
-        IngestOptions(bootstrap_servers=broker.bootstrap_servers, topic=topic, lake_root=lake_root)
+        IngestOptions(bootstrap_servers=broker.bootstrap_servers, topic=topic, lake=Lake(lake_root))
     ).run(until_caught_up=True)
 
     target = topic + "-copy"
@@ -117,9 +118,9 @@ def test_an_offset_range_to_another_topic_and_resume_after_a_partial_run(broker,
 
     kw = dict(to_topic=target, from_offset=100, to_offset=299, chunk=64)
     with pytest.raises(KeyboardInterrupt):
-        republish(lake_root, topic, broker.bootstrap_servers, progress=stop_after_two, **kw)
+        republish(Lake(lake_root), topic, broker.bootstrap_servers, progress=stop_after_two, **kw)
     assert calls == [(64, 600), (128, 600)]
-    summary = republish(lake_root, topic, broker.bootstrap_servers, **kw)
+    summary = republish(Lake(lake_root), topic, broker.bootstrap_servers, **kw)
     assert summary.resumed_from == {0: 228}
     assert summary.records == 600 - 128
     got = _read_all(broker.bootstrap_servers, target, PARTITIONS, 600)
@@ -132,8 +133,8 @@ def test_a_target_with_fewer_partitions_is_refused(broker, lake_root, make_topic
     topic = make_topic(2)
     produce(broker.bootstrap_servers, topic, [Record(None, b"x", None, p) for p in (0, 1)])
     Ingester(
-        IngestOptions(bootstrap_servers=broker.bootstrap_servers, topic=topic, lake_root=lake_root)
+        IngestOptions(bootstrap_servers=broker.bootstrap_servers, topic=topic, lake=Lake(lake_root))
     ).run(until_caught_up=True)
     small = make_topic(1)
     with pytest.raises(ReplayError, match=r"has 1 partitions but .* had 2"):
-        republish(lake_root, topic, broker.bootstrap_servers, to_topic=small)
+        republish(Lake(lake_root), topic, broker.bootstrap_servers, to_topic=small)

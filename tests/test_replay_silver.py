@@ -13,9 +13,9 @@ from deltalake import DeltaTable
 
 from ingest import Record, ReplayError, produce
 from ingest.rebuild import rebuild_silver
-from ingest.registry_server import RegistryServer
+from ingest.schema_registry_api import SchemaRegistryServer
 from ingest.schema_resolver import SchemaResolver
-from lake import SchemaRegistry
+from lake import Lake, SchemaStore
 from lake.coverage import decode_coverage
 from lake.dead_letters import DeadLetters
 from lake.silver import SilverTable
@@ -34,8 +34,8 @@ def _ms(when: dt.datetime, i: int) -> int:
 def streamed(broker, make_topic, lake_root):
     """A topic over two days, schema v1 then v2, and some dead letters, ingested with decoding."""
     topic = make_topic(2)
-    registry = SchemaRegistry.open(lake_root)
-    with RegistryServer(registry) as server:
+    registry = SchemaStore.open(Lake(lake_root))
+    with SchemaRegistryServer(registry) as server:
         client = SchemaRegistryClient({"url": server.url})
         v1 = _serialize(
             client,
@@ -66,11 +66,11 @@ def streamed(broker, make_topic, lake_root):
 
 
 def _silver(lake_root: str, topic: str) -> pa.Table:
-    return SilverTable(lake_root, f"{topic}-value").read()
+    return SilverTable(Lake(lake_root), f"{topic}-value").read()
 
 
 def _dead(lake_root: str, topic: str) -> pa.Table:
-    return DeadLetters.open(lake_root).read(topic).drop_columns(["quarantined_at"])
+    return DeadLetters.open(Lake(lake_root)).read(topic).drop_columns(["quarantined_at"])
 
 
 def test_a_rebuild_equals_the_stream_and_a_second_run_changes_nothing(streamed, lake_root):
@@ -82,21 +82,21 @@ def test_a_rebuild_equals_the_stream_and_a_second_run_changes_nothing(streamed, 
     silver_dt = DeltaTable(f"{lake_root}/silver/{topic}-value")
     silver_dt.update(updates={"coupon": "'BUG'"}, predicate="order_id < 10")
     silver_dt.delete("order_id >= 150")
-    DeadLetters.open(lake_root).delta.delete("error_kind = 'tombstone'")
+    DeadLetters.open(Lake(lake_root)).delta.delete("error_kind = 'tombstone'")
 
-    summary = rebuild_silver(lake_root, topic, SchemaResolver(registry))
+    summary = rebuild_silver(Lake(lake_root), topic, SchemaResolver(registry))
     assert summary.records == 122 and summary.days == 2
-    assert summary.rewritten == {f"silver/{topic}-value": 2, "dead_letters": 1}
+    assert summary.rewritten == {f"silver.{topic}-value": 2, "dead_letters": 1}
     assert _silver(lake_root, topic).equals(stream_silver)
     assert _dead(lake_root, topic).equals(stream_dead)
-    assert all(c.ok for c in decode_coverage(lake_root, topic))
+    assert all(c.ok for c in decode_coverage(Lake(lake_root), topic))
 
     silver_dt.update_incremental()
-    versions = (silver_dt.version(), DeadLetters.open(lake_root).delta.version())
-    again = rebuild_silver(lake_root, topic, SchemaResolver(registry))
+    versions = (silver_dt.version(), DeadLetters.open(Lake(lake_root)).delta.version())
+    again = rebuild_silver(Lake(lake_root), topic, SchemaResolver(registry))
     assert again.rewritten == {}
     silver_dt.update_incremental()
-    assert (silver_dt.version(), DeadLetters.open(lake_root).delta.version()) == versions
+    assert (silver_dt.version(), DeadLetters.open(Lake(lake_root)).delta.version()) == versions
 
 
 def test_rebuilding_one_day_leaves_the_other_untouched(streamed, lake_root, broker):
@@ -130,7 +130,7 @@ def test_rebuilding_one_day_leaves_the_other_untouched(streamed, lake_root, brok
 def test_a_rebuild_with_a_reader_schema_version(streamed, lake_root):
     topic, registry = streamed
     assert registry.register(f"{topic}-value", V3).version == 3  # drops coupon
-    summary = rebuild_silver(lake_root, topic, SchemaResolver(registry), reader_version=3)
+    summary = rebuild_silver(Lake(lake_root), topic, SchemaResolver(registry), reader_version=3)
     assert summary.dead_letters == 2
     rows = _silver(lake_root, topic)
     assert rows.num_rows == 120
@@ -147,4 +147,4 @@ def test_a_topic_never_decoded_says_how_to_decode_it(broker, make_topic, lake_ro
     produce(broker.bootstrap_servers, topic, [Record(None, b"x", None, 0)])
     ingest_until_caught_up(broker, topic, lake_root, decode=False)
     with pytest.raises(ReplayError, match=r"--decode --until-caught-up"):
-        rebuild_silver(lake_root, topic, SchemaResolver(SchemaRegistry.open(lake_root)))
+        rebuild_silver(Lake(lake_root), topic, SchemaResolver(SchemaStore.open(Lake(lake_root))))

@@ -12,8 +12,8 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from deltalake import DeltaTable
 
 from ingest import Ingester, IngestOptions, Record, produce
-from ingest.registry_server import RegistryServer
-from lake import SchemaRegistry
+from ingest.schema_registry_api import SchemaRegistryServer
+from lake import Lake, SchemaStore
 from lake.coverage import decode_coverage
 from lake.dead_letters import DeadLetters
 from lake.silver import SilverTable
@@ -55,7 +55,7 @@ def _serialize(client: SchemaRegistryClient, text: str, topic: str, records: lis
 def test_v1_v2_v3_history_lands_in_one_silver_table(broker, make_topic, lake_root):
     topic = make_topic(1)
     subject = f"{topic}-value"
-    with RegistryServer(SchemaRegistry.open(lake_root)) as server:
+    with SchemaRegistryServer(SchemaStore.open(Lake(lake_root))) as server:
         client = SchemaRegistryClient({"url": server.url})
         produce(
             broker.bootstrap_servers,
@@ -85,7 +85,7 @@ def test_v1_v2_v3_history_lands_in_one_silver_table(broker, make_topic, lake_roo
             _serialize(client, V3, topic, [{"order_id": 4, "kind": "DRONE", "tip": 1.25}]),
         )
         ingest_until_caught_up(broker, topic, lake_root)
-    silver = SilverTable(lake_root, subject).read()
+    silver = SilverTable(Lake(lake_root), subject).read()
     assert set(silver.column_names) == {
         "order_id",
         "kind",
@@ -141,14 +141,14 @@ def test_v1_v2_v3_history_lands_in_one_silver_table(broker, make_topic, lake_roo
     ]
     # Old files were not rewritten: the table only gained files.
     assert first_files <= set(DeltaTable(f"{lake_root}/silver/{subject}").file_uris())
-    assert all(c.ok for c in decode_coverage(lake_root, topic))
+    assert all(c.ok for c in decode_coverage(Lake(lake_root), topic))
 
 
 def test_a_new_field_gets_its_default_when_old_data_is_decoded_after_the_upgrade(
     broker, make_topic, lake_root
 ):
     topic = make_topic(1)
-    with RegistryServer(SchemaRegistry.open(lake_root)) as server:
+    with SchemaRegistryServer(SchemaStore.open(Lake(lake_root))) as server:
         client = SchemaRegistryClient({"url": server.url})
         produce(
             broker.bootstrap_servers,
@@ -157,7 +157,7 @@ def test_a_new_field_gets_its_default_when_old_data_is_decoded_after_the_upgrade
         )
         client.register_schema(f"{topic}-value", Schema(V2, "AVRO"))
         ingest_until_caught_up(broker, topic, lake_root)
-    row = SilverTable(lake_root, f"{topic}-value").read().to_pylist()[0]
+    row = SilverTable(Lake(lake_root), f"{topic}-value").read().to_pylist()[0]
     assert (row["order_id"], row["tip"], row["_schema_version"]) == (7, 0.5, 1)
 
 
@@ -165,16 +165,16 @@ def test_every_kind_of_bad_record_goes_to_dead_letters_and_reprocess_moves_them(
     broker, make_topic, lake_root, tmp_path
 ):
     topic = make_topic(1)
-    registry = SchemaRegistry.open(lake_root)
+    registry = SchemaStore.open(Lake(lake_root))
     good_id = registry.register(f"{topic}-value", V1).id
     client = SchemaRegistryClient({"url": "http://unused"})
-    with RegistryServer(registry) as server:
+    with SchemaRegistryServer(registry) as server:
         client = SchemaRegistryClient({"url": server.url})
         good = _serialize(client, V1, topic, [{"order_id": 1, "kind": "PICKUP", "coupon": None}])[
             0
         ].value
     # A schema nobody registered yet: id 2 in the lake once registered below.
-    other = SchemaRegistry.open(str(tmp_path / "elsewhere"))
+    other = SchemaStore.open(Lake(str(tmp_path / "elsewhere")))
     other.register("x-value", V1)
     other_id = other.register("x-value", V2).id
     assert other_id == 2
@@ -192,7 +192,7 @@ def test_every_kind_of_bad_record_goes_to_dead_letters_and_reprocess_moves_them(
     ]
     produce(broker.bootstrap_servers, topic, bad)
     ingest_until_caught_up(broker, topic, lake_root)
-    dead = DeadLetters.open(lake_root).read(topic)
+    dead = DeadLetters.open(Lake(lake_root)).read(topic)
     assert list(
         zip(dead.column("offset").to_pylist(), dead.column("error_kind").to_pylist(), strict=True)
     ) == [
@@ -208,9 +208,9 @@ def test_every_kind_of_bad_record_goes_to_dead_letters_and_reprocess_moves_them(
         "register it, then run `eventlake dead-letters reprocess`"
         in dead.column("error_message").to_pylist()[3]
     )
-    silver = SilverTable(lake_root, f"{topic}-value")
+    silver = SilverTable(Lake(lake_root), f"{topic}-value")
     assert silver.read().column("_kafka_offset").to_pylist() == [0, 7]
-    assert all(c.ok for c in decode_coverage(lake_root, topic))
+    assert all(c.ok for c in decode_coverage(Lake(lake_root), topic))
     assert good_id == 1
 
     # The cause is fixed: schema id 2 registered. Reprocess twice: moved exactly once.
@@ -228,9 +228,9 @@ def test_every_kind_of_bad_record_goes_to_dead_letters_and_reprocess_moves_them(
         assert expected in out.stdout
     assert silver.read().column("_kafka_offset").to_pylist() == [0, 4, 7]
     assert silver.read().column("tip").to_pylist() == [None, 0.5, None]
-    left = DeadLetters.open(lake_root).read(topic).column("offset").to_pylist()
+    left = DeadLetters.open(Lake(lake_root)).read(topic).column("offset").to_pylist()
     assert left == [1, 2, 3, 5, 6]
-    assert all(c.ok for c in decode_coverage(lake_root, topic))
+    assert all(c.ok for c in decode_coverage(Lake(lake_root), topic))
     listing = subprocess.run(
         [*CLI, "dead-letters", "list", "--topic", topic],
         env=env,
@@ -244,8 +244,8 @@ def test_every_kind_of_bad_record_goes_to_dead_letters_and_reprocess_moves_them(
 
 def test_a_crash_between_bronze_and_silver_is_repaired_at_restart(broker, make_topic, lake_root):
     topic = make_topic(2)
-    registry = SchemaRegistry.open(lake_root)
-    with RegistryServer(registry) as server:
+    registry = SchemaStore.open(Lake(lake_root))
+    with SchemaRegistryServer(registry) as server:
         client = SchemaRegistryClient({"url": server.url})
         records = _serialize(
             client,
@@ -260,17 +260,17 @@ def test_a_crash_between_bronze_and_silver_is_repaired_at_restart(broker, make_t
     )
     # Bronze committed, silver not: what a crash between the two commits leaves.
     Ingester(
-        IngestOptions(bootstrap_servers=broker.bootstrap_servers, topic=topic, lake_root=lake_root)
+        IngestOptions(bootstrap_servers=broker.bootstrap_servers, topic=topic, lake=Lake(lake_root))
     ).run(until_caught_up=True)
-    assert decode_coverage(lake_root, topic)[0].missing == list(range(20))
+    assert decode_coverage(Lake(lake_root), topic)[0].missing == list(range(20))
     ingest_until_caught_up(broker, topic, lake_root)  # nothing new in Kafka; the restart repairs
-    cov = decode_coverage(lake_root, topic)
+    cov = decode_coverage(Lake(lake_root), topic)
     assert [(c.partition, c.bronze, c.silver, c.ok) for c in cov] == [
         (0, 20, 20, True),
         (1, 20, 20, True),
     ]
     ingest_until_caught_up(broker, topic, lake_root)  # and a second restart adds nothing
-    assert sum(c.silver for c in decode_coverage(lake_root, topic)) == 40
+    assert sum(c.silver for c in decode_coverage(Lake(lake_root), topic)) == 40
 
 
 @pytest.mark.parametrize("name", ["../x", "a/b", "..", "x" * 250])
@@ -278,7 +278,7 @@ def test_names_never_become_paths_outside_the_lake(lake_root, name):
     from lake import InvalidTableName
 
     with pytest.raises(InvalidTableName):
-        SilverTable(lake_root, name)
+        SilverTable(Lake(lake_root), name)
 
 
 def test_sigkill_with_decoding_keeps_silver_and_dead_letters_exact(
@@ -291,8 +291,8 @@ def test_sigkill_with_decoding_keeps_silver_and_dead_letters_exact(
     from tests.conftest import bronze_version
 
     topic = make_topic(2)
-    registry = SchemaRegistry.open(lake_root)
-    with RegistryServer(registry) as server:
+    registry = SchemaStore.open(Lake(lake_root))
+    with SchemaRegistryServer(registry) as server:
         client = SchemaRegistryClient({"url": server.url})
         good = _serialize(
             client,
@@ -321,10 +321,10 @@ def test_sigkill_with_decoding_keeps_silver_and_dead_letters_exact(
             proc.wait(10)
     final = processes.start(["ingest", "--topic", topic, "--until-caught-up"], env, "final")
     assert final.wait(120) == 0, processes.log("final")
-    cov = decode_coverage(lake_root, topic)
+    cov = decode_coverage(Lake(lake_root), topic)
     assert [(c.bronze, c.ok) for c in cov] == [(3000, True), (3000, True)]
     assert sum(c.dead_letters for c in cov) == len(range(0, 6000, 97))
-    silver = SilverTable(lake_root, f"{topic}-value").read()
+    silver = SilverTable(Lake(lake_root), f"{topic}-value").read()
     assert sorted(silver.column("order_id").to_pylist()) == [i for i in range(6000) if i % 97 != 0]
 
 
@@ -332,7 +332,7 @@ def test_record_name_strategy_names_silver_after_the_record(broker, make_topic, 
     from confluent_kafka.schema_registry import record_subject_name_strategy
 
     topic = make_topic(1)
-    with RegistryServer(SchemaRegistry.open(lake_root)) as server:
+    with SchemaRegistryServer(SchemaStore.open(Lake(lake_root))) as server:
         client = SchemaRegistryClient({"url": server.url})
         ser = AvroSerializer(
             client, V1, conf={"subject.name.strategy": record_subject_name_strategy}
@@ -347,6 +347,6 @@ def test_record_name_strategy_names_silver_after_the_record(broker, make_topic, 
             ],
         )
     ingest_until_caught_up(broker, topic, lake_root, subject_strategy="record")
-    rows = SilverTable(lake_root, "shop.OrderPlaced").read()
+    rows = SilverTable(Lake(lake_root), "shop.OrderPlaced").read()
     assert rows.column("order_id").to_pylist() == [0, 1, 2]
     assert rows.column("_schema_version").to_pylist() == [1, 1, 1]

@@ -17,15 +17,15 @@ from river import linear_model, metrics, preprocessing
 from features.compute import update_features
 from features.definition import FeatureSet, prior_count
 from ingest import Record, produce
-from ingest.registry_server import RegistryServer
-from lake import SchemaRegistry
-from orchestration.scoring_service import run_scoring
+from ingest.schema_registry_api import SchemaRegistryServer
+from lake import Lake, SchemaStore
+from orchestration.serving.kafka import run_scoring
 from tests.conftest import ingest_until_caught_up
 from training.errors import ModelNotFound
 from training.evaluation import evaluate
 from training.lineage import explain
+from training.model_registry import ModelRegistry
 from training.online import learn_online
-from training.registry import ModelRegistry
 from training.scoring import Scorer, live_metrics
 from training.specs import ModelSpec
 
@@ -86,18 +86,18 @@ def _orders(server_url: str, topic: str, ids: range) -> list[Record]:
 def test_score_with_the_champion_switch_live_and_explain(broker, make_topic, lake_root):
     topic = make_topic(2)
     spec = _spec(topic)
-    registry = ModelRegistry(lake_root)
-    with RegistryServer(SchemaRegistry.open(lake_root)) as server:
+    registry = ModelRegistry(Lake(lake_root))
+    with SchemaRegistryServer(SchemaStore.open(Lake(lake_root))) as server:
         produce(broker.bootstrap_servers, topic, _orders(server.url, topic, range(0, 400)))
         ingest_until_caught_up(broker, topic, lake_root)
-        update_features(lake_root, spec.feature_set)
-        v1 = learn_online(lake_root, spec).version
-        assert evaluate(lake_root, spec, v1.version).promoted
+        update_features(Lake(lake_root), spec.feature_set)
+        v1 = learn_online(Lake(lake_root), spec).version
+        assert evaluate(Lake(lake_root), spec, v1.version).promoted
 
         # Score everything there is: 400 events, once.
         kw = dict(
             bootstrap_servers=broker.bootstrap_servers,
-            lake_root=lake_root,
+            lake=Lake(lake_root),
             spec=spec,
             topic=topic,
             from_beginning=True,
@@ -119,8 +119,8 @@ def test_score_with_the_champion_switch_live_and_explain(broker, make_topic, lak
             assert time.monotonic() < deadline, "the live scorer did not score 100 events"
             time.sleep(0.2)
         ingest_until_caught_up(broker, topic, lake_root)
-        update_features(lake_root, spec.feature_set)
-        v2 = learn_online(lake_root, spec).version
+        update_features(Lake(lake_root), spec.feature_set)
+        v2 = learn_online(Lake(lake_root), spec).version
         registry.set_alias(spec.name, "champion", v2.version, reason="test")
         time.sleep(2.5)  # the scorer checks the alias every 2 s
         produce(broker.bootstrap_servers, topic, _orders(server.url, topic, range(500, 560)))
@@ -143,14 +143,14 @@ def test_score_with_the_champion_switch_live_and_explain(broker, make_topic, lak
     )
 
     # Which model scored offset 0 of partition 1, and what trained it?
-    e = explain(lake_root, spec.name, topic, 1, 0)
+    e = explain(Lake(lake_root), spec.name, topic, 1, 0)
     assert e.version == 1 and e.prediction["input_offset"] == 0
     assert e.trained_on == {topic: {"0": [0, 199], "1": [0, 199]}}
     assert e.training_rows.collect().height == 400
 
     ingest_until_caught_up(broker, topic, lake_root)
-    update_features(lake_root, spec.feature_set)  # the labels of events 500..559 land
-    live = live_metrics(lake_root, spec)
+    update_features(Lake(lake_root), spec.feature_set)  # the labels of events 500..559 land
+    live = live_metrics(Lake(lake_root), spec)
     assert live["model_version"].to_list() == [1, 2]
     assert live["labeled"].to_list() == [500, 60]
     assert live["MAE"].min() >= 0
@@ -176,4 +176,4 @@ def _read(bootstrap: str, topic: str, n: int) -> list[bytes]:
 
 def test_scoring_without_any_model_version_says_so(lake_root):
     with pytest.raises(ModelNotFound, match="model 'm_x' not found"):
-        Scorer(lake_root, _spec("x"))
+        Scorer(Lake(lake_root), _spec("x"))

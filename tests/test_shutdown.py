@@ -6,6 +6,7 @@ import signal
 import time
 
 from ingest import Ingester, IngestOptions
+from lake import Lake
 from tests.conftest import bronze, bronze_version, ingest_env
 from tests.kafka_data import assert_exactly_once, produce_known
 
@@ -31,7 +32,7 @@ def test_sigterm_flushes_the_open_batch_and_a_restart_reads_nothing_again(
     version = bronze_version(lake_root, topic)
 
     again = Ingester(
-        IngestOptions(bootstrap_servers=broker.bootstrap_servers, topic=topic, lake_root=lake_root)
+        IngestOptions(bootstrap_servers=broker.bootstrap_servers, topic=topic, lake=Lake(lake_root))
     ).run(until_caught_up=True)
     assert (again.records, again.commits) == (0, 0)
     assert bronze_version(lake_root, topic) == version
@@ -40,7 +41,7 @@ def test_sigterm_flushes_the_open_batch_and_a_restart_reads_nothing_again(
 def test_restart_resumes_after_the_last_committed_offset(broker, make_topic, lake_root):
     topic = make_topic(2)
     opts = IngestOptions(
-        bootstrap_servers=broker.bootstrap_servers, topic=topic, lake_root=lake_root
+        bootstrap_servers=broker.bootstrap_servers, topic=topic, lake=Lake(lake_root)
     )
     first = produce_known(broker.bootstrap_servers, topic, 2, 300, seed=5)
     assert Ingester(opts).run(until_caught_up=True).next_offsets == {0: 300, 1: 300}
@@ -54,7 +55,7 @@ def test_restart_resumes_after_the_last_committed_offset(broker, make_topic, lak
 def test_empty_topic_finishes_at_once(broker, make_topic, lake_root, caplog):
     topic = make_topic(3)
     opts = IngestOptions(
-        bootstrap_servers=broker.bootstrap_servers, topic=topic, lake_root=lake_root
+        bootstrap_servers=broker.bootstrap_servers, topic=topic, lake=Lake(lake_root)
     )
     summary = Ingester(opts).run(until_caught_up=True)
     assert (summary.records, summary.commits) == (0, 0)

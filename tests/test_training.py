@@ -13,12 +13,13 @@ from river import linear_model, metrics, preprocessing
 
 from features.compute import update_features
 from features.definition import FeatureSet, Label
+from lake import Lake
 from tests.conftest import CLI, ingest_env
 from tests.test_features import _silver
 from training.errors import ModelNotFound
 from training.evaluation import evaluate
+from training.model_registry import ModelRegistry
 from training.online import learn_online, replay_online
-from training.registry import ModelRegistry
 from training.retrain import retrain
 from training.specs import ModelSpec
 
@@ -62,7 +63,7 @@ def lake(lake_root):
     world = [_world(i, rng) for i in range(N)]
     _silver(lake_root, "order_placed", "orders", [o for o, _ in world[:700]], 0)
     _silver(lake_root, "order_delivered", "deliveries", [d for _, d in world[:600]], 0)
-    update_features(lake_root, FS)
+    update_features(Lake(lake_root), FS)
     return lake_root, world
 
 
@@ -72,17 +73,17 @@ def _weights(model) -> dict:
 
 def test_online_increments_replay_retrain_evaluate_drift(lake):
     root, world = lake
-    registry = ModelRegistry(root)
-    first = learn_online(root, SPEC)
+    registry = ModelRegistry(Lake(root))
+    first = learn_online(Lake(root), SPEC)
     assert first.rows == 600 and first.version.version == 1
-    assert first.version.cursor == {"deliveries": {"0": [599, 599]}}
+    assert first.version.cursor == {"deliveries": {"0": 599}}
     assert first.version.metrics["MAE"] < 3.0
-    assert learn_online(root, SPEC).version is None  # nothing new
+    assert learn_online(Lake(root), SPEC).version is None  # nothing new
 
     _silver(root, "order_placed", "orders", [o for o, _ in world[700:]], 700)
     _silver(root, "order_delivered", "deliveries", [d for _, d in world[600:]], 600)
-    update_features(root, FS)
-    second = learn_online(root, SPEC)
+    update_features(Lake(root), FS)
+    second = learn_online(Lake(root), SPEC)
     assert second.rows == N - 600 and second.version.version == 2
     assert second.version.parent_version == 1 and second.version.metrics["rows"] == N
     assert second.version.lineage_offsets == {
@@ -96,23 +97,23 @@ def test_online_increments_replay_retrain_evaluate_drift(lake):
     assert registry.trace("eta").filter(kind="online").height > 100
 
     # Replaying the same increments from scratch gives the same parameters.
-    replayed = replay_online(root, SPEC, name="eta_replay")
+    replayed = replay_online(Lake(root), SPEC, name="eta_replay")
     assert replayed.version == 2
     assert _weights(replayed.model) == _weights(second.version.model)
     assert replayed.metrics == second.version.metrics
 
     # Batch: a fresh model on the two days before the last one, scored on the last day.
-    batch = retrain(root, SPEC, window_days=2, holdout_days=1, passes=2)
+    batch = retrain(Lake(root), SPEC, window_days=2, holdout_days=1, passes=2)
     assert batch.version == 3 and batch.kind == "batch"
     assert batch.rows == 480  # 2 days x 24 hours x 10 orders
     assert batch.event_time_to < world[-1][0]["placed_at"] - dt.timedelta(hours=23)
     assert set(batch.metrics) == {"MAE", "holdout_MAE", "rows"}
 
-    first_call = evaluate(root, SPEC, 3)
+    first_call = evaluate(Lake(root), SPEC, 3)
     assert first_call.promoted and first_call.reason == "no champion yet"
     assert registry.load("eta", alias="champion").version == 3
     # v1 never saw the new world: worse on the holdout, not promoted.
-    decision = evaluate(root, SPEC, 1, margin=0.0)
+    decision = evaluate(Lake(root), SPEC, 1, margin=0.0)
     assert not decision.promoted and decision.champion == 3
     assert decision.challenger_score > decision.champion_score
     assert registry.aliases("eta") == {"champion": 3, "challenger": 1}
@@ -121,8 +122,8 @@ def test_online_increments_replay_retrain_evaluate_drift(lake):
 
 def test_unknown_models_and_aliases_say_what_exists(lake):
     root, _ = lake
-    learn_online(root, SPEC)
-    registry = ModelRegistry(root)
+    learn_online(Lake(root), SPEC)
+    registry = ModelRegistry(Lake(root))
     with pytest.raises(ModelNotFound, match=r"alias 'champion' of model 'eta' not found"):
         registry.load("eta", alias="champion")
     with pytest.raises(ModelNotFound, match=r"known: eta"):
