@@ -1,33 +1,33 @@
-"""Computing a feature set into ``features/<name>``: by date range, or incrementally.
+"""Computing a feature set: the rows of events, and the batch path (by days).
 
-Both paths call :func:`feature_frame`, which evaluates the declaration over the
-source's whole history in event-time order, and differ only in which rows they
-write:
+One semantics, three paths (the incremental path is :mod:`features.incremental`,
+the online one :mod:`features.online`; all call :func:`feature_rows`):
 
-- :func:`compute_features` (batch) replaces the rows of a range of days,
-  partitioned by the source's ``_date``;
-- :func:`update_features` (incremental) upserts the rows added to the source
-  since its cursor, plus older rows whose label has arrived since, and moves the
-  cursors in the same commit (Delta ``txn`` actions, as ingest does), so a
-  retried update writes the same rows again, never different ones.
+- row-local features are evaluated on the event itself;
+- aggregations (:mod:`features.aggregations`) count the events of the same key
+  strictly before the event's time, within the window if any.
+
+The batch path (:func:`compute_features`) replaces the rows of a range of days
+of ``features/<name>``, each computed over the source's whole history: the
+backfill and the replay, idempotent, and the reference the other paths are
+checked against.
 
 Each row keeps its source's Kafka coordinates (:data:`lake.names.COORDINATES`)
 and, once labeled, the label event's (:data:`lake.names.LABEL_COORDINATES`):
-what the model registry's lineage and erasure read. Evaluating over the whole
-history keeps the two paths identical by construction; its cost grows with the
-source, which is fine for tables that fit a machine and the first thing to bound
-with a lookback window when not.
+what the model registry's lineage and erasure read. ``_late`` marks a row the
+incremental path computed for an event that arrived after its allowed
+lateness (see :mod:`features.incremental`); the batch path never sets it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
 
 import polars as pl
-from deltalake import CommitProperties, Transaction, write_deltalake
+from deltalake import write_deltalake
 
+from features.aggregations import evaluate
 from features.definition import FeatureSet, Label
 from lake import Lake, TableNotInLake
 from lake.names import COORDINATES, DATE, KAFKA_OFFSET, KAFKA_PARTITION, LABEL_COORDINATES
@@ -36,12 +36,16 @@ from lake.names import features as features_table
 __all__ = [
     "EVENT_ORDER_TIEBREAK",
     "FEATURE_LINEAGE",
-    "FeatureUpdate",
+    "LATE",
+    "batch_rows",
     "compute_features",
+    "differences",
     "feature_frame",
-    "features_app_id",
+    "feature_rows",
+    "first_labels",
     "read_features",
-    "update_features",
+    "source_events",
+    "with_labels",
 ]
 
 log = logging.getLogger(__name__)
@@ -49,196 +53,161 @@ log = logging.getLogger(__name__)
 # The lineage columns of a feature row: source and label coordinates, the date partition.
 FEATURE_LINEAGE = [*COORDINATES, *LABEL_COORDINATES, DATE]
 EVENT_ORDER_TIEBREAK = [KAFKA_PARTITION, KAFKA_OFFSET]  # after event time
+LATE = "_late"  # the row's event arrived after the allowed lateness (incremental path)
+_LABEL_TYPES = {
+    LABEL_COORDINATES[0]: pl.String,
+    LABEL_COORDINATES[1]: pl.Int32,
+    LABEL_COORDINATES[2]: pl.Int64,
+}
 
 
-def features_app_id(name: str, role: str, topic: str, partition: int) -> str:
-    """The ``txn`` app id of a feature set's cursor on ``topic[partition]``.
-
-    ``role`` is ``source`` or ``label``.
-
-    >>> features_app_id("order_eta", "label", "order_delivered", 0)
-    'eventlake-features:order_eta:label:order_delivered:0'
-    """
-    return f"eventlake-features:{name}:{role}:{topic}:{partition}"
-
-
-@dataclass(frozen=True)
-class FeatureUpdate:
-    """What one incremental update wrote."""
-
-    new_rows: int  # source rows seen for the first time
-    relabeled: int  # earlier rows whose label arrived
-    version: int | None  # Delta version written, None if nothing to do
-
-
-def feature_frame(
-    lake: Lake,
-    fs: FeatureSet,
-    source: pl.LazyFrame | None = None,
-    *,
-    with_label: bool = True,
-) -> pl.LazyFrame:
-    """The feature set over the whole source: key, event time, features, label, lineage.
-
-    Rows are in event-time order (ties by partition and offset). ``source``
-    replaces the source table (the scorer passes history plus the events it
-    has just decoded); without ``with_label`` the label columns are null.
-    """
+def source_events(lake: Lake, fs: FeatureSet, source: pl.LazyFrame | None = None) -> pl.LazyFrame:
+    """The source's events with the columns the features read and their lineage; a
+    field a later schema version adds is null until the first version with it lands."""
     src = lake.scan(fs.source) if source is None else source
-    # A field a later schema version adds is null until the first version with it lands.
     have = set(src.collect_schema().names())
-    wanted = {n for e in fs.features.values() for n in e.meta.root_names()}
-    src = src.with_columns(pl.lit(None).alias(n) for n in sorted(wanted - have))
-    src = src.sort([fs.event_time, *EVENT_ORDER_TIEBREAK])
-    label_cols: list[pl.Expr] = []
-    label = fs.label if with_label else None
-    if isinstance(label, str):
-        label_cols = [pl.col(label).alias("label")] + [
+    wanted = [*fs.inputs, *COORDINATES, DATE]
+    missing = [c for c in dict.fromkeys(wanted) if c not in have]
+    return src.with_columns(pl.lit(None).alias(c) for c in missing).select(
+        list(dict.fromkeys(wanted))
+    )
+
+
+def feature_rows(
+    fs: FeatureSet,
+    queries: pl.LazyFrame,
+    events: pl.LazyFrame,
+    base: dict[str, pl.LazyFrame] | None = None,
+    window_events: pl.LazyFrame | None = None,
+) -> pl.LazyFrame:
+    """Feature rows (key, event time, features, lineage) for the events ``queries``,
+    aggregating ``events`` before each: unwindowed aggregations on top of ``base``
+    (partials per key of the events older than ``events``), windowed ones over
+    ``window_events`` (default ``events``), which must cover each window."""
+    t = fs.event_time
+    out = queries.with_columns(expr.alias(name) for name, expr in fs.row_local.items())
+    groups: dict[tuple[str, bool], dict] = {}
+    for name, agg in fs.aggregations.items():
+        groups.setdefault((agg.by, agg.window is None), {})[name] = agg
+    for (by, unwindowed), aggs in groups.items():
+        if unwindowed:
+            out = evaluate(aggs, events, out, t, base=base.get(by) if base else None)
+        else:
+            out = evaluate(aggs, events if window_events is None else window_events, out, t)
+    label: list[pl.Expr] = []
+    if isinstance(fs.label, str):
+        label = [pl.col(fs.label).alias("label")] + [
             pl.col(s).alias(d) for s, d in zip(COORDINATES, LABEL_COORDINATES, strict=True)
         ]
-    frame = src.select(
-        pl.col(fs.key),
-        pl.col(fs.event_time),
-        *[expr.alias(name) for name, expr in fs.features.items()],
-        *label_cols,
-        *[pl.col(c) for c in COORDINATES],
-        pl.col(DATE),
-    )
-    if isinstance(label, Label):
-        frame = frame.join(_labels(lake, label), left_on=fs.key, right_on="_join_key", how="left")
-    elif label is None:
-        frame = frame.with_columns(
-            pl.lit(None, pl.Float64).alias("label"),
-            pl.lit(None, pl.String).alias(LABEL_COORDINATES[0]),
-            pl.lit(None, pl.Int32).alias(LABEL_COORDINATES[1]),
-            pl.lit(None, pl.Int64).alias(LABEL_COORDINATES[2]),
-        )
-    return frame.select(fs.key, fs.event_time, *fs.feature_names, "label", *FEATURE_LINEAGE)
+    else:
+        label = [pl.lit(None, pl.Float64).alias("label")] + [
+            pl.lit(None, dtype).alias(c) for c, dtype in _LABEL_TYPES.items()
+        ]
+    return out.select(
+        fs.key, t, *fs.feature_names, *label, *COORDINATES, DATE, pl.lit(False).alias(LATE)
+    ).select(fs.key, t, *fs.feature_names, "label", *FEATURE_LINEAGE, LATE)
 
 
-def _labels(lake: Lake, label: Label) -> pl.LazyFrame:
-    """The first label event per key, with its lineage."""
-    try:
-        events = lake.scan(label.table)
-    except TableNotInLake:  # no label has landed yet
-        return pl.LazyFrame(
-            schema={
-                "_join_key": pl.Int64,
-                "label": pl.Float64,
-                LABEL_COORDINATES[0]: pl.String,
-                LABEL_COORDINATES[1]: pl.Int32,
-                LABEL_COORDINATES[2]: pl.Int64,
-            }
-        )
+def first_labels(events: pl.LazyFrame, label: Label) -> pl.LazyFrame:
+    """The first label event per key (lowest partition, then offset), with its lineage:
+    columns ``_join_key``, ``label`` and the label coordinates."""
     return (
         events.sort(EVENT_ORDER_TIEBREAK)
         .group_by(label.key, maintain_order=True)
         .first()
         .select(
             pl.col(label.key).alias("_join_key"),
-            pl.col(label.column).alias("label"),
+            pl.col(label.column).cast(pl.Float64).alias("label"),
             *[pl.col(s).alias(d) for s, d in zip(COORDINATES, LABEL_COORDINATES, strict=True)],
         )
     )
 
 
+def _labels(lake: Lake, label: Label) -> pl.LazyFrame:
+    try:
+        return first_labels(lake.scan(label.table), label)
+    except TableNotInLake:  # no label has landed yet
+        return pl.LazyFrame(schema={"_join_key": pl.Int64, "label": pl.Float64, **_LABEL_TYPES})
+
+
+def with_labels(rows: pl.LazyFrame, labels: pl.LazyFrame, fs: FeatureSet) -> pl.LazyFrame:
+    """``rows`` with their label columns from ``labels`` (``first_labels`` shape)."""
+    cols = ["label", *LABEL_COORDINATES]
+    joined = rows.drop(cols).join(
+        labels.with_columns(pl.col("_join_key").cast(rows.collect_schema()[fs.key])),
+        left_on=fs.key,
+        right_on="_join_key",
+        how="left",
+    )
+    return joined.select(rows.collect_schema().names())
+
+
+def feature_frame(lake: Lake, fs: FeatureSet, *, with_label: bool = True) -> pl.LazyFrame:
+    """The feature set over the whole source (batch semantics): one row per event, in
+    event-time order (ties by partition and offset)."""
+    events = source_events(lake, fs)
+    rows = feature_rows(fs, events, events)
+    if with_label and isinstance(fs.label, Label):
+        rows = with_labels(rows, _labels(lake, fs.label), fs)
+    return rows.sort([fs.event_time, *EVENT_ORDER_TIEBREAK])
+
+
+def batch_rows(lake: Lake, fs: FeatureSet, start: dt.date, end: dt.date) -> pl.DataFrame:
+    """The feature rows of days ``start..end`` (inclusive) by the batch path."""
+    events = source_events(lake, fs)
+    queries = events.filter(pl.col(DATE).is_between(start, end))
+    rows = feature_rows(fs, queries, events)
+    if isinstance(fs.label, Label):
+        rows = with_labels(rows, _labels(lake, fs.label), fs)
+    return rows.collect()
+
+
+def differences(lake: Lake, fs: FeatureSet, day: dt.date) -> list[dict]:
+    """Rows of ``features/<name>`` on ``day`` whose features differ from the batch path's
+    (or that it would not write); [] when the incremental rows are exact. Rows the
+    incremental path has not emitted yet are not counted."""
+    name = features_table(fs.name)
+    if not lake.exists(name):
+        return []
+    stored = lake.scan(name).filter(pl.col(DATE) == day).select(
+        *COORDINATES, *fs.feature_names
+    ).collect()  # fmt: skip
+    want = batch_rows(lake, fs, day, day).select(*COORDINATES, *fs.feature_names)
+    extra = stored.join(want, on=list(COORDINATES), how="anti")
+    both = stored.join(want, on=list(COORDINATES), how="inner", suffix="_batch")
+    differ = pl.lit(False)
+    for f in fs.feature_names:
+        differ = differ | ~pl.col(f).eq_missing(pl.col(f"{f}_batch"))
+    changed = both.filter(differ).select(*COORDINATES, *fs.feature_names)
+    return pl.concat([extra, changed], how="diagonal_relaxed").to_dicts()
+
+
 def compute_features(lake: Lake, fs: FeatureSet, start: dt.date, end: dt.date) -> int:
     """Write the feature rows of days ``start..end`` (inclusive); return how many.
 
-    Replaces exactly those days' rows, so a backfill of a range is idempotent.
+    Replaces exactly those days' rows, so a backfill of a range is idempotent;
+    rows the incremental path marked late get their exact values back.
     """
-    rows = feature_frame(lake, fs).filter(pl.col(DATE).is_between(start, end)).collect().to_arrow()
+    table = batch_rows(lake, fs, start, end).to_arrow()
     name = features_table(fs.name)
     if lake.exists(name):
         write_deltalake(
             lake.table(name),
-            rows,
+            table,
             mode="overwrite",
             predicate=f"{DATE} >= '{start}' AND {DATE} <= '{end}'",
             partition_by=[DATE],
+            schema_mode="merge",
             storage_options=lake.storage_options,
         )
-    elif rows.num_rows:
+    elif table.num_rows:
         write_deltalake(
-            lake.uri(name), rows, partition_by=[DATE], storage_options=lake.storage_options
+            lake.uri(name), table, partition_by=[DATE], storage_options=lake.storage_options
         )
-    log.info("%s: %d rows for %s..%s", name, rows.num_rows, start, end)
-    return rows.num_rows
-
-
-def update_features(lake: Lake, fs: FeatureSet) -> FeatureUpdate:
-    """Upsert the rows added since the cursors, and rows whose label just arrived."""
-    name = features_table(fs.name)
-    table = lake.table(name) if lake.exists(name) else None
-    full = feature_frame(lake, fs).collect()
-
-    def cursor(role: str, topic: str, partition: int) -> int:
-        if table is None:
-            return -1
-        v = table.transaction_version(features_app_id(fs.name, role, topic, partition))
-        return -1 if v is None else v
-
-    src_max = _max_offsets(full, COORDINATES)
-    label_max = _max_offsets(full.filter(pl.col("label").is_not_null()), LABEL_COORDINATES)
-    src_cur = {k: cursor("source", *k) for k in src_max}
-    label_cur = {k: cursor("label", *k) for k in label_max}
-    is_new = _after(COORDINATES, src_cur)
-    relabel = pl.col("label").is_not_null() & _after(LABEL_COORDINATES, label_cur) & ~is_new
-    new = full.filter(is_new)
-    relabeled = full.filter(relabel)
-    rows = pl.concat([new, relabeled]).to_arrow()
-    txns = [
-        Transaction(features_app_id(fs.name, "source", t, p), o) for (t, p), o in src_max.items()
-    ]
-    txns += [
-        Transaction(features_app_id(fs.name, "label", t, p), o) for (t, p), o in label_max.items()
-    ]
-    moved = any(src_cur[k] != o for k, o in src_max.items()) or any(
-        label_cur[k] != o for k, o in label_max.items()
-    )
-    if rows.num_rows == 0 and not moved:
-        return FeatureUpdate(0, 0, None)
-    props = CommitProperties(app_transactions=txns)
-    if table is None:
-        write_deltalake(
-            lake.uri(name),
-            rows,
-            partition_by=[DATE],
-            storage_options=lake.storage_options,
-            commit_properties=props,
-        )
-        version = lake.table(name).version()
-    else:
-        on = " AND ".join(f"t.{c} = s.{c}" for c in COORDINATES)
-        table.merge(
-            rows, on, source_alias="s", target_alias="t", commit_properties=props
-        ).when_matched_update_all().when_not_matched_insert_all().execute()
-        version = table.version()
-    log.info(
-        "%s: %d new rows, %d relabeled (version %s)",
-        name,
-        new.height,
-        relabeled.height,
-        version,
-    )
-    return FeatureUpdate(new.height, relabeled.height, version)
+    log.info("%s: %d rows for %s..%s", name, table.num_rows, start, end)
+    return table.num_rows
 
 
 def read_features(lake: Lake, fs: FeatureSet) -> pl.DataFrame:
     """The whole ``features/<name>`` table in event-time order."""
     return lake.scan(features_table(fs.name)).sort([fs.event_time, *EVENT_ORDER_TIEBREAK]).collect()
-
-
-def _max_offsets(frame: pl.DataFrame, lineage: tuple[str, str, str]) -> dict[tuple[str, int], int]:
-    topic, part, off = lineage
-    agg = frame.group_by(topic, part).agg(pl.col(off).max())
-    return {(t, int(p)): int(o) for t, p, o in agg.iter_rows()}
-
-
-def _after(lineage: tuple[str, str, str], cursors: dict[tuple[str, int], int]) -> pl.Expr:
-    """Rows whose (topic, partition, offset) in ``lineage`` is past its cursor."""
-    topic, part, off = lineage
-    expr = pl.lit(False)
-    for (t, p), c in cursors.items():
-        expr = expr | ((pl.col(topic) == t) & (pl.col(part) == p) & (pl.col(off) > c))
-    return expr
