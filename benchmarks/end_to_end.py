@@ -38,7 +38,7 @@ from confluent_kafka import Consumer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from features.compute import update_features  # noqa: E402
+from features import update_features  # noqa: E402
 from ingest import EmbeddedBroker, Ingester, IngestOptions, consumer_config  # noqa: E402
 from ingest.kafka import ensure_topic, wait_for_broker  # noqa: E402
 from ingest.schema_registry_api import SchemaRegistryServer  # noqa: E402

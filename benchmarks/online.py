@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from river import linear_model, metrics, preprocessing
 
-from features.definition import FeatureSet
+from features import FeatureSet
 from lake import Lake
 from lake.names import DATE, features, silver
 from training.online import learn_online

@@ -119,6 +119,7 @@ def test_definitions_load_and_describe_every_asset(fed):
     checks = sorted(k.name for k in graph.asset_check_keys)
     assert checks == [
         "champion_not_worse_than_challenger",
+        "incremental_equals_batch",
         "offset_continuity",
         "offset_continuity",
         "schema_compatibility",

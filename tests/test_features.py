@@ -9,8 +9,15 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from features.compute import compute_features, read_features, update_features
-from features.definition import FeatureSet, Label, prior_count, prior_mean
+from features import (
+    FeatureSet,
+    Label,
+    compute_features,
+    prior_count,
+    prior_mean,
+    read_features,
+    update_features,
+)
 from lake import Lake
 from lake.silver import SilverTable
 

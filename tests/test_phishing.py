@@ -10,8 +10,7 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from river import datasets, evaluate, linear_model, metrics, preprocessing
 
-from features.compute import update_features
-from features.definition import FeatureSet
+from features import FeatureSet, update_features
 from ingest import Record, produce
 from ingest.schema_registry_api import SchemaRegistryServer
 from lake import Lake, SchemaStore

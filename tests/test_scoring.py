@@ -14,8 +14,7 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from river import linear_model, metrics, preprocessing
 
-from features.compute import update_features
-from features.definition import FeatureSet, prior_count
+from features import FeatureSet, prior_count, update_features
 from ingest import Record, produce
 from ingest.schema_registry_api import SchemaRegistryServer
 from lake import Lake, SchemaStore

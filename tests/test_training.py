@@ -11,8 +11,7 @@ import polars as pl
 import pytest
 from river import linear_model, metrics, preprocessing
 
-from features.compute import update_features
-from features.definition import FeatureSet, Label
+from features import FeatureSet, Label, update_features
 from lake import Lake
 from tests.conftest import CLI, ingest_env
 from tests.test_features import _silver

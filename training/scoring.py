@@ -1,4 +1,4 @@
-"""Scoring with an audit trail: features by the same definitions, the champion predicts.
+"""Scoring with an audit trail: online features by the same definitions, the champion predicts.
 
 A :class:`Scorer` takes decoded events (silver-shaped rows with lineage),
 computes their features with the feature set's own :func:`feature_frame` over
@@ -23,7 +23,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from features import feature_frame
+from features import OnlineFeatures
 from lake import AppendResult, Lake, TableNotInLake
 from lake.fenced import fenced_append
 from lake.names import COORDINATES, DATE, UTC_MICROS, features
@@ -78,10 +78,9 @@ class Scorer:
         self.registry = ModelRegistry(lake)
         self.current: ModelVersion = self._champion()
         self._checked = time.monotonic()
-        try:
-            self._history = self.lake.scan(spec.feature_set.source).collect()
-        except TableNotInLake:
-            self._history = pl.DataFrame()
+        # Features from the incremental path's state (caught up with silver), in memory:
+        # bounded by keys and the lateness and window spans, not by the history.
+        self.online = OnlineFeatures.load(lake, spec.feature_set)
         self._table = lake.open_or_create(
             predictions_table(spec.name), PREDICTION_SCHEMA, partition_by=["date"]
         )
@@ -115,15 +114,8 @@ class Scorer:
         if events.is_empty():
             return pl.DataFrame(PREDICTION_SCHEMA.empty_table())
         fs = self.spec.feature_set
-        lineage = list(COORDINATES)
-        keys = events.select(lineage)
-        past = self._history
-        if not past.is_empty():  # events ingested already are in the history too
-            past = past.join(keys, on=lineage, how="anti")
-        history = pl.concat([past, events], how="diagonal_relaxed")
-        frame = feature_frame(self.lake, fs, source=history.lazy(), with_label=False)
-        rows = frame.join(keys.lazy(), on=lineage, how="semi").collect()
-        self._history = history
+        rows = self.online.features(events)
+        self.online.observe(events)
         model: Any = self.current.model
         names = self.spec.feature_names
         xs = rows.select(names).to_dicts()

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from river import drift, metrics
 
-from features.definition import FeatureSet
+from features import FeatureSet
 from lake import validate_name
 from training.errors import ModelNotFound
 

@@ -142,8 +142,8 @@ def erase(
     ctx: click.Context, where: str | None, key: str | None, key_hex: str | None, yes: bool
 ) -> None:
     """Delete matching records from every table for good (GDPR), with an audit entry."""
-    from lake import erase as erase_records
-    from training import ModelRegistry
+    from orchestration.erasure import erase_everywhere
+    from orchestration.spec_loader import load_definitions
 
     keys = [k for k in (key.encode() if key else None, bytes.fromhex(key_hex or "") or None) if k]
     if (where is None) == (not keys) or len(keys) > 1:
@@ -153,12 +153,12 @@ def erase(
         click.confirm(
             f"Erase every record matching {what} and vacuum old versions away?", abort=True
         )
-    lake = _lake(ctx)
-    report = erase_records(
-        lake,
+    settings = settings_of(ctx)
+    report = erase_everywhere(
+        settings.lake(),
+        load_definitions(settings.definitions),
         where=where,
         key=keys[0] if keys else None,
-        trained_on=ModelRegistry(lake).trained_on,
     )
     click.echo(f"erased {report.records} records matching {what} (erasure {report.erasure_id})")
     for name, n in sorted(report.rows_by_table.items()):

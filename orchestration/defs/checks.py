@@ -3,6 +3,7 @@
 - ``offset_continuity`` (bronze): :func:`lake.offset_continuity`.
 - ``silver_plus_dead_letters_equal_bronze`` (bronze): :func:`lake.decode_coverage`.
 - ``schema_compatibility`` (silver): :meth:`lake.SchemaStore.history_problems`.
+- ``incremental_equals_batch`` (features): :func:`features.differences`.
 - ``champion_not_worse_than_challenger``: :func:`training.gain` of each promotion.
 """
 
@@ -11,7 +12,10 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from features import FeatureSet, differences, late_days
 from lake import SchemaNotFound, SchemaStore, decode_coverage, offset_continuity
+from lake.names import DATE
+from lake.names import features as features_table
 from orchestration.defs.resources import LakeResource
 from orchestration.defs.topology import Topology
 from training import ModelRegistry, ModelSpec, gain
@@ -120,10 +124,39 @@ def _champion_check(topo: Topology, spec: ModelSpec) -> dg.AssetChecksDefinition
     return check
 
 
+def _features_check(topo: Topology, fs: FeatureSet) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=topo.features(fs),
+        name="incremental_equals_batch",
+        description="The incremental rows of the newest day, and of every day with rows of "
+        "late events, equal a batch recomputation of that day (backfill the days it names).",
+    )
+    def check(lake: LakeResource) -> dg.AssetCheckResult:
+        handle = lake.handle()
+        name = features_table(fs.name)
+        if not handle.exists(name):
+            return dg.AssetCheckResult(passed=True, metadata={"days": "none yet"})
+        newest = handle.scan(name).select(pl.col(DATE).max()).collect().item()
+        days = sorted({newest, *late_days(handle, fs)})
+        wrong = {str(d): len(differences(handle, fs, d)) for d in days}
+        bad = [d for d, n in wrong.items() if n]
+        return dg.AssetCheckResult(
+            passed=not bad,
+            metadata={
+                "days_checked": ", ".join(wrong),
+                "rows_differing": sum(wrong.values()),
+                "backfill": ", ".join(bad) or "nothing",
+            },
+        )
+
+    return check
+
+
 def build_checks(topo: Topology) -> list[dg.AssetChecksDefinition]:
     """Every check of the pipeline for ``topo``."""
     out = [_offsets_check(topo, t) for t in topo.topics]
     out += [_coverage_check(topo, t) for t in topo.topics]
     out += [_schema_check(topo, s) for s in topo.subjects]
+    out += [_features_check(topo, fs) for fs in topo.feature_sets]
     out += [_champion_check(topo, s) for s in topo.specs]
     return out

@@ -5,9 +5,10 @@ import datetime as dt
 import dagster as dg
 
 from ingest import rebuild_silver, republish
-from lake import DEFAULT_RETENTION_HOURS, erase, maintain_lake, subject_topics
+from lake import DEFAULT_RETENTION_HOURS, maintain_lake, subject_topics
 from orchestration.defs.resources import LakeResource
-from training import ModelRegistry
+from orchestration.erasure import erase_everywhere
+from orchestration.spec_loader import load_definitions
 
 __all__ = ["erase_job", "maintenance_job", "replay_job", "republish_job"]
 
@@ -87,12 +88,11 @@ def republish_op(
 
 @dg.op
 def erase_op(context: dg.OpExecutionContext, config: EraseConfig, lake: LakeResource) -> None:
-    handle = lake.handle()
-    report = erase(
-        handle,
+    report = erase_everywhere(
+        lake.handle(),
+        load_definitions(lake.definitions),
         where=config.where,
         key=config.key.encode() if config.key else None,
-        trained_on=ModelRegistry(handle).trained_on,
     )
     context.log.info(
         f"erased {report.records} records: {report.rows_by_table}; "

@@ -7,6 +7,7 @@ named in ``EVENTLAKE_DEFINITIONS`` that calls :func:`training.register_model`.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import polars as pl
@@ -78,8 +79,10 @@ ORDER_ETA = FeatureSet(
         "hour": pl.col("placed_at").dt.hour().cast(pl.Float64),
         "rush_hour": pl.col("placed_at").dt.hour().is_in([12, 13, 19, 20]).cast(pl.Float64),
         "courier_load": pl.col("courier_load").fill_null(0.5),
-        "user_orders_before": prior_count("user_id").cast(pl.Float64),
+        "user_orders_before": prior_count("user_id"),
         "restaurant_distance_before": prior_mean("distance_km", "restaurant_id"),
+        # Orders the restaurant took in the 30 minutes before: how busy the kitchen is.
+        "kitchen_load_30m": prior_count("restaurant_id", window=dt.timedelta(minutes=30)),
     },
     label=Label(silver(value_subject(DELIVERED_TOPIC)), key="order_id", column="delivery_minutes"),
 )

@@ -14,6 +14,7 @@ more, and a loaded courier fleet slows things down.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import heapq
 import random
@@ -34,7 +35,9 @@ from orchestration.demo.definitions import (
     PLACED_V2,
 )
 
-__all__ = ["Event", "EventPublisher", "FoodDeliveryWorld"]
+__all__ = ["KITCHEN_WINDOW", "Event", "EventPublisher", "FoodDeliveryWorld"]
+
+KITCHEN_WINDOW = dt.timedelta(minutes=30)  # how long an order keeps a kitchen busy
 
 
 @dataclass(frozen=True, order=True)
@@ -69,14 +72,32 @@ class FoodDeliveryWorld:
         self.drift_after = drift_after
         self.users = users
         self.restaurants = restaurants
+        # A few popular restaurants take most orders (Zipf-like), so kitchens get busy.
+        self._weights = [1.0 / (r + 1) for r in range(restaurants)]
+        self._recent: dict[int, collections.deque[dt.datetime]] = {}
 
-    def minutes(self, i: int, distance: float, items: int, hour: int, load: float) -> float:
-        """Delivery minutes of order ``i``: the world's rule, before or after the drift."""
+    def minutes(
+        self, i: int, distance: float, items: int, hour: int, load: float, kitchen: int = 0
+    ) -> float:
+        """Delivery minutes of order ``i``: the world's rule, before or after the drift.
+        ``kitchen`` is how many orders the restaurant took in the 30 minutes before."""
         rush = hour in (12, 13, 19, 20)
         noise = self.rng.gauss(0, 2.0)
+        queue = 2.5 * kitchen  # each order ahead in the kitchen delays this one
         if self.drift_after is not None and i >= self.drift_after:
-            return 18 + 6.5 * distance + 1.0 * items + (14 if rush else 0) + 20 * load + noise
-        return 12 + 3.0 * distance + 0.5 * items + (6 if rush else 0) + 4 * load + noise
+            return (
+                18 + 6.5 * distance + 1.0 * items + (14 if rush else 0) + 20 * load + queue + noise
+            )
+        return 12 + 3.0 * distance + 0.5 * items + (6 if rush else 0) + 4 * load + queue + noise
+
+    def _kitchen(self, restaurant: int, at: dt.datetime) -> int:
+        """Orders the restaurant took in ``[at - 30 min, at)``; remembers this one."""
+        recent = self._recent.setdefault(restaurant, collections.deque())
+        while recent and recent[0] < at - KITCHEN_WINDOW:
+            recent.popleft()
+        busy = sum(1 for t in recent if t < at)
+        recent.append(at)
+        return busy
 
     def events(self, n_orders: int, *, first: int = 0) -> Iterator[Event]:
         """Events of orders ``first .. first + n_orders - 1`` in event-time order."""
@@ -89,10 +110,12 @@ class FoodDeliveryWorld:
             load = round(self.rng.betavariate(2, 3), 3)
             distance = round(self.rng.uniform(0.3, 9.0), 2)
             items = self.rng.randint(1, 6)
+            restaurant = self.rng.choices(range(self.restaurants), self._weights)[0]
+            kitchen = self._kitchen(restaurant, at)
             placed = {
                 "order_id": i,
                 "user_id": self.rng.randrange(self.users),
-                "restaurant_id": self.rng.randrange(self.restaurants),
+                "restaurant_id": restaurant,
                 "distance_km": distance,
                 "items": items,
                 "placed_at": at,
@@ -100,7 +123,9 @@ class FoodDeliveryWorld:
             if v2:
                 placed |= {"courier_load": load, "weather": self.rng.choice(["clear", "rain"])}
             yield Event(at, ORDERS_TOPIC, 2 if v2 else 1, placed, str(i).encode())
-            minutes = max(5.0, self.minutes(i, distance, items, at.hour, load if v2 else 0.5))
+            minutes = max(
+                5.0, self.minutes(i, distance, items, at.hour, load if v2 else 0.5, kitchen)
+            )
             done = at + dt.timedelta(minutes=minutes)
             delivered = {"order_id": i, "delivered_at": done, "delivery_minutes": round(minutes, 2)}
             heapq.heappush(pending, Event(done, DELIVERED_TOPIC, 1, delivered, str(i).encode()))
