@@ -12,7 +12,8 @@ user mean distance, restaurant mean distance, restaurant orders in the last
   ``update_features`` did before it kept state);
 - (b) ``update_features`` for 1,000 new events, from the state (median of 3);
 - online lookup of 50 new events from ``OnlineFeatures`` (p50/p99 of 200 calls);
-- the RSS an ``OnlineFeatures`` adds once loaded, per million keys.
+- the memory an ``OnlineFeatures`` holds once loaded (Python heap, ``tracemalloc``),
+  per million keys.
 
 Each size runs in its own process, so peak RSS is per size. Prints a table.
 """
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -91,14 +93,6 @@ def orders(first: int, n: int, seed: int) -> pl.DataFrame:
     ).with_columns(pl.col("placed_at").dt.date().alias("_date"))
 
 
-def rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def one_size(size: int) -> dict:
     with tempfile.TemporaryDirectory() as root:
         lake = Lake(root)
@@ -125,9 +119,10 @@ def one_size(size: int) -> dict:
             b_s.append(time.perf_counter() - t0)
             assert update.new_rows == NEW, update
         state = load_state(lake, FS)
-        before = rss_mib()
+        tracemalloc.start()
         online = OnlineFeatures.load(lake, FS)
-        after = rss_mib()
+        held = tracemalloc.get_traced_memory()[0] / 2**20  # what stays allocated
+        tracemalloc.stop()
         lookups = []
         for i in range(200):
             events = orders(first + i * 50, 50, seed=20_000 + i).drop("_kafka_timestamp")
@@ -144,7 +139,7 @@ def one_size(size: int) -> dict:
             "state_events": state.events.height,
             "online_p50_ms": lookups[len(lookups) // 2] * 1000,
             "online_p99_ms": lookups[int(len(lookups) * 0.99) - 1] * 1000,
-            "online_mib": after - before,
+            "online_mib": held,
             "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
 

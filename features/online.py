@@ -1,15 +1,17 @@
 """The online path: feature values for new events, from the incremental path's state.
 
 :class:`OnlineFeatures` loads ``feature_state/<name>`` (partials per key and the
-recent events), catches up with the source rows ingested since the state was
-written, and then answers for new events in memory: each event's features
-count every event of its key strictly before it (those in the state, those
-observed since, and earlier events of the same call), exactly as the batch
-path would once they are all in the lake. Observed events older than the
-newest minus the allowed lateness fold into the partials, and raw events
-older than the longest window before that are dropped, so memory follows the
-keys, not the history. An event older than that frontier is late: its values
-come from the state as it stands and carry ``_late``.
+recent events) into memory (:class:`features.keyed.KeyedState`), catches up
+with the source rows ingested since the state was written, and then answers
+for new events: each event's features count every event of its key strictly
+before it (those in the state, those observed since, and earlier events of the
+same call), exactly as the batch path would once they are all in the lake.
+Events already in the state (by the state's source cursor) are not counted
+twice when they come again. Observed events older than the newest minus the
+allowed lateness fold into the partials, and raw events older than the longest
+window before that are dropped, so memory follows the keys, not the history.
+An event older than that frontier is late: its values come from the state as
+it stands and carry ``_late``.
 
 >>> import datetime as dt, polars as pl
 >>> from features.definition import FeatureSet, prior_count
@@ -22,22 +24,26 @@ come from the state as it stands and carry ``_late``.
 >>> online.features(ev)["n"].to_list()   # same instant: they do not see each other
 [0, 0]
 >>> online.observe(ev)
->>> online.features(ev.with_columns(pl.col("t") + dt.timedelta(minutes=1)))["n"].to_list()
+>>> online.features(ev.with_columns(pl.col("t") + dt.timedelta(minutes=1),
+...                                 pl.col("_kafka_offset") + 2))["n"].to_list()
 [2, 2]
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import polars as pl
 
-from features.compute import LATE, feature_rows, source_events
+from features.compute import LATE, source_events
 from features.definition import FeatureSet
-from features.incremental import _EMITTED, _fold, _past_cursors
+from features.incremental import _past_cursors
+from features.keyed import Event, KeyedState, Partial
 from features.state import FeatureState, event_columns, load_state
 from lake import Lake
-from lake.names import COORDINATES
+from lake.names import COORDINATES, DATE, KAFKA_OFFSET, KAFKA_PARTITION, KAFKA_TOPIC
+from lake.names import LABEL_COORDINATES as LABEL_COORDS
 
 __all__ = ["OnlineFeatures"]
 
@@ -51,13 +57,16 @@ class OnlineFeatures:
         fs.check_incremental()
         self.fs = fs
         state = state or FeatureState()
-        self._base = {by: b for by, b in state.base.items() if b.height}
+        self._keyed = KeyedState(fs.aggregations)
+        self._keyed.load_base({by: b for by, b in state.base.items() if b.height})
         self._frontier = state.frontier
         self._newest = state.newest
-        cols = event_columns(fs)
-        events = state.events
-        self._events = events.select([c for c in cols if c in events.columns]) if events.height \
-            else pl.DataFrame()  # fmt: skip
+        self._cursor = {(t, p): o for (r, t, p), o in state.cursors.items() if r == "source"}
+        t = fs.event_time
+        if state.events.height:
+            for row in state.events.iter_rows(named=True):
+                before = self._frontier is not None and row[t] < self._frontier
+                self._keyed.add(row, t, windows_only=before)
         self._observed = 0
 
     @classmethod
@@ -73,72 +82,110 @@ class OnlineFeatures:
     @property
     def keys(self) -> int:
         """Keys with partial aggregates in memory."""
-        return sum(b.height for b in self._base.values())
+        return self._keyed.size()[0]
 
     @property
     def events_kept(self) -> int:
         """Raw events in memory (within the lateness and the longest window)."""
-        return self._events.height
+        return self._keyed.size()[1]
+
+    def _known(self, row: dict[str, Any]) -> bool:
+        last = self._cursor.get((row[KAFKA_TOPIC], row[KAFKA_PARTITION]))
+        return last is not None and row[KAFKA_OFFSET] <= last
 
     def features(self, events: pl.DataFrame) -> pl.DataFrame:
-        """Feature rows (no label) for ``events``, source-shaped rows not observed yet."""
+        """Feature rows (no label) for ``events``, source-shaped rows."""
         fs, t = self.fs, self.fs.event_time
         events = _conform(events, fs)
-        kept = _conform(self._events, fs, like=events) if self._events.height else events.clear()
-        kept = kept.join(events.select(COORDINATES), on=list(COORDINATES), how="anti")
-        recent = kept.filter(pl.col(t) >= self._frontier) if self._frontier else kept
-        both = pl.concat([recent, events], how="diagonal_relaxed")
-        window = pl.concat([kept, events], how="diagonal_relaxed")
-        base = {by: b.lazy() for by, b in self._base.items()}
-        rows = feature_rows(fs, events.lazy(), both.lazy(), base, window.lazy()).collect()
-        if self._frontier is not None:
-            rows = rows.with_columns((pl.col(t) < self._frontier).alias(LATE))
-        return rows
+        rows = events.to_dicts()
+        extra: dict[str, dict[Any, list[Event]]] = {n: {} for n in fs.aggregations}
+        for row in rows:
+            if self._known(row):
+                continue  # in the state already
+            for name, agg in fs.aggregations.items():
+                key = row.get(agg.by)
+                if key is not None:
+                    value = row.get(agg.column) if agg.column else None
+                    e = (row[t], row[KAFKA_PARTITION], row[KAFKA_OFFSET], value)
+                    extra[name].setdefault(key, []).append(e)
+        values: dict[str, list[Any]] = {n: [] for n in fs.aggregations}
+        for row in rows:
+            for name, agg in fs.aggregations.items():
+                key = row.get(agg.by)
+                values[name].append(self._keyed.value(name, key, row[t], extra[name].get(key, [])))
+        local = events.select(
+            fs.key,
+            t,
+            *[expr.alias(name) for name, expr in fs.row_local.items()],
+            *COORDINATES,
+            DATE,
+        )
+        aggs = pl.DataFrame(
+            {n: pl.Series(n, v, dtype=_dtype(fs, n, events)) for n, v in values.items()}
+        )
+        late = (pl.col(t) < self._frontier if self._frontier is not None else pl.lit(False)).alias(
+            LATE
+        )
+        out = pl.concat([local, aggs], how="horizontal").with_columns(
+            pl.lit(None, pl.Float64).alias("label"),
+            pl.lit(None, pl.String).alias(LABEL_COORDS[0]),
+            pl.lit(None, pl.Int32).alias(LABEL_COORDS[1]),
+            pl.lit(None, pl.Int64).alias(LABEL_COORDS[2]),
+            late,
+        )
+        return out.select(fs.key, t, *fs.feature_names, "label", *COORDINATES, *LABEL_COORDS,
+                          DATE, LATE)  # fmt: skip
 
     def observe(self, events: pl.DataFrame) -> None:
-        """Add ``events`` to the state (after scoring them)."""
+        """Add ``events`` to the state (after scoring them); ones it holds are skipped."""
         if events.is_empty():
             return
         fs, t = self.fs, self.fs.event_time
-        events = _conform(events, fs)
-        if self._frontier is not None:
-            late = events.filter(pl.col(t) < self._frontier)
-            self._base = _fold(fs, self._base, late)
-        kept = _conform(self._events, fs, like=events) if self._events.height else events.clear()
-        self._events = pl.concat([kept, events], how="diagonal_relaxed").unique(
-            subset=list(COORDINATES), keep="first", maintain_order=True
-        )
-        newest: dt.datetime = events[t].max()  # type: ignore[assignment]
-        self._newest = newest if self._newest is None else max(self._newest, newest)
-        self._observed += events.height
+        newest = self._newest
+        for row in _conform(events, fs).iter_rows(named=True):
+            if self._known(row):
+                continue
+            late = self._frontier is not None and row[t] < self._frontier
+            if late:  # straight into the partials, and the windows
+                for name, agg in fs.aggregations.items():
+                    if agg.window is None and row.get(agg.by) is not None:
+                        value = row.get(agg.column) if agg.column else None
+                        e = (row[t], row[KAFKA_PARTITION], row[KAFKA_OFFSET], value)
+                        self._keyed.base[name].setdefault(row[agg.by], Partial()).add(agg, e)
+            self._keyed.add(row, t, windows_only=late)
+            key = (row[KAFKA_TOPIC], row[KAFKA_PARTITION])
+            self._cursor[key] = max(self._cursor.get(key, -1), row[KAFKA_OFFSET])
+            newest = row[t] if newest is None else max(newest, row[t])
+            self._observed += 1
+        self._newest = newest
         if self._observed >= _FOLD_EVERY:
             self._fold()
 
     def _fold(self) -> None:
         """Move events before ``newest - allowed lateness`` into the partials."""
-        fs, t = self.fs, self.fs.event_time
-        assert self._newest is not None
-        frontier: dt.datetime = self._newest - fs.allowed_lateness
+        if self._newest is None:
+            return
+        frontier: dt.datetime = self._newest - self.fs.allowed_lateness
         if self._frontier is not None and frontier <= self._frontier:
             return
-        start = self._frontier
-        moving = self._events.filter(pl.col(t) < frontier)
-        if start is not None:
-            moving = moving.filter(pl.col(t) >= start)
-        self._base = _fold(fs, self._base, moving)
-        self._events = self._events.filter(pl.col(t) >= frontier - fs.horizon)
+        self._keyed.fold(frontier, self.fs.horizon)
         self._frontier = frontier
         self._observed = 0
 
 
-def _conform(frame: pl.DataFrame, fs: FeatureSet, like: pl.DataFrame | None = None) -> pl.DataFrame:
-    """``frame`` with the event columns of ``fs`` (absent ones null), typed as ``like``."""
+def _dtype(fs: FeatureSet, name: str, events: pl.DataFrame) -> pl.DataType:
+    agg = fs.aggregations[name]
+    if agg.kind in ("count", "distinct"):
+        return pl.Int64()
+    if agg.kind in ("sum", "mean"):
+        return pl.Float64()
+    assert agg.column is not None
+    return events.schema[agg.column]
+
+
+def _conform(frame: pl.DataFrame, fs: FeatureSet) -> pl.DataFrame:
+    """``frame`` with the event columns of ``fs`` (absent ones null)."""
     cols = event_columns(fs)
-    out = (
-        frame.drop(_EMITTED, strict=False)
-        .with_columns(pl.lit(None).alias(c) for c in cols if c not in frame.columns)
-        .select(cols)
+    return frame.with_columns(pl.lit(None).alias(c) for c in cols if c not in frame.columns).select(
+        cols
     )
-    if like is not None:
-        out = out.cast({c: like.schema[c] for c in cols if like.schema[c] != pl.Null})
-    return out

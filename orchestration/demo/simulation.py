@@ -4,7 +4,9 @@ Each order emits ``order_placed`` (what is known at order time) and, after its
 delivery time in event time, ``order_delivered`` (the label). At ``upgrade_at``
 the app starts writing ``order_placed`` with schema v2 (courier load, weather);
 at ``drift_at`` the world changes: every kilometre and every rush hour costs
-more, and a loaded courier fleet slows things down.
+more, and a loaded courier fleet slows things down. A few popular restaurants
+take most orders, and every order a kitchen took in the 30 minutes before
+delays the next one.
 
 >>> world = FoodDeliveryWorld(seed=1)
 >>> events = list(world.events(3))
