@@ -11,7 +11,7 @@ delays the next one.
 >>> world = FoodDeliveryWorld(seed=1)
 >>> events = list(world.events(3))
 >>> [(e.topic.removeprefix("order_"), e.value["order_id"]) for e in events]
-[('placed', 0), ('placed', 1), ('placed', 2), ('delivered', 0), ('delivered', 2), ('delivered', 1)]
+[('placed', 0), ('placed', 1), ('placed', 2), ('delivered', 0), ('delivered', 1), ('delivered', 2)]
 """
 
 from __future__ import annotations
