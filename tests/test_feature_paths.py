@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import features.incremental
 import features.online
 from features import (
     LATE,
@@ -317,3 +318,30 @@ def test_erasing_a_person_removes_their_rows_and_their_part_of_every_aggregate(l
     )
     row = OnlineFeatures.load(lake, FS).features(later).row(0, named=True)
     assert (row["n_u"], row["n_r"], row["n_r_5m"]) == (5, 5, 0)
+
+
+def test_a_run_killed_before_its_state_commit_writes_nothing_twice(lake_root, monkeypatch):
+    lake = Lake(lake_root)
+    offsets: dict[int, int] = {}
+    events = [
+        {"id": i, "t": T0 + dt.timedelta(minutes=2 * i), "u": i % 3, "r": 10, "x": 1.0, "p": 0}
+        for i in range(20)
+    ]
+    _append(lake, events[:8], offsets)
+    update_features(lake, FS)
+    _append(lake, events[8:], offsets)
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed before the state commit")
+
+    monkeypatch.setattr(features.incremental, "save_state", killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        update_features(lake, FS)  # its feature rows landed, its state did not
+    monkeypatch.undo()
+    update_features(lake, FS, drain=True)
+    rows = _by_coordinates(read_features(lake, FS))
+    assert rows["id"].to_list() == list(range(20))  # each row once
+    batch_fs = dataclasses.replace(FS, name="killed_batch")
+    compute_features(lake, batch_fs, T0.date(), (T0 + dt.timedelta(days=1)).date())
+    batch = _by_coordinates(read_features(lake, batch_fs))
+    assert rows.select(NAMES).equals(batch.select(NAMES))
