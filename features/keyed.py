@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -26,7 +26,7 @@ __all__ = ["KeyedState", "Partial"]
 Event = tuple[dt.datetime, int, int, Any]  # event time, partition, offset, value
 
 
-@dataclass
+@dataclass(slots=True)
 class Partial:
     """What older events add up to, for one aggregation and key."""
 
@@ -36,7 +36,7 @@ class Partial:
     high: Any = None
     last: Any = None
     last_at: tuple[dt.datetime, int, int] | None = None
-    values: set[Any] = field(default_factory=set)
+    values: set[Any] | None = None  # distinct only: made on first use
 
     def add(self, agg: Aggregation, e: Event) -> None:
         value = e[3]
@@ -50,7 +50,10 @@ class Partial:
             self.total += float(value)
             self.low = value if self.low is None else min(self.low, value)
             self.high = value if self.high is None else max(self.high, value)
-            self.values.add(value)
+            if agg.kind == "distinct":
+                if self.values is None:
+                    self.values = set()
+                self.values.add(value)
 
 
 def _value(agg: Aggregation, base: Partial | None, events: list[Event]) -> Any:
@@ -58,7 +61,7 @@ def _value(agg: Aggregation, base: Partial | None, events: list[Event]) -> Any:
     p = Partial()
     if base is not None:
         p = Partial(base.n, base.total, base.low, base.high, base.last, base.last_at,
-                    set(base.values))  # fmt: skip
+                    set(base.values) if base.values is not None else None)  # fmt: skip
     for e in events:
         p.add(agg, e)
     kind = agg.kind
@@ -74,7 +77,7 @@ def _value(agg: Aggregation, base: Partial | None, events: list[Event]) -> Any:
         return p.high
     if kind == "last":
         return p.last
-    return len(p.values)
+    return len(p.values) if p.values is not None else 0
 
 
 class KeyedState:
