@@ -166,65 +166,42 @@ def partials(
     if len(bys) != 1 or any(a.window is not None for a in aggs.values()):
         raise ValueError("partials are kept per key, for unwindowed aggregations of one key")
     (k,) = bys
-    exprs: list[pl.Expr] = []
-    for name, agg in aggs.items():
-        c = pl.col(agg.column) if agg.column else None
-        if agg.kind == "count":
-            exprs.append(pl.len().cast(pl.Int64).alias(f"{name}__n"))
-        if agg.kind == "mean":
-            exprs.append(c.count().cast(pl.Int64).alias(f"{name}__n"))  # type: ignore[union-attr]
-        if agg.kind in ("sum", "mean"):
-            exprs.append(c.cast(pl.Float64).sum().alias(f"{name}__sum"))  # type: ignore[union-attr]
-        if agg.kind == "min":
-            exprs.append(c.min().alias(f"{name}__min"))  # type: ignore[union-attr]
-        if agg.kind == "max":
-            exprs.append(c.max().alias(f"{name}__max"))  # type: ignore[union-attr]
-        if agg.kind == "last":
-            exprs += [c.last().alias(f"{name}__last"), pl.lit(True).alias(f"{name}__has")]  # type: ignore[union-attr]
-        if agg.kind == "distinct":
-            exprs.append(c.drop_nulls().unique().sort().alias(f"{name}__set"))  # type: ignore[union-attr]
+    exprs = [e for name, agg in aggs.items() for e in _partial_exprs(name, agg)]
     out = events.drop_nulls(k).sort([t, *TIEBREAK]).group_by(k, maintain_order=True).agg(exprs)
     if base is None:
         return out
     cols = [c for name, agg in aggs.items() for c in partial_columns(name, agg)]
     renamed = base.select(k, *[pl.col(c).alias(f"{c}_base") for c in cols])
     merged = out.join(renamed, on=k, how="full", coalesce=True)
-    combine: list[pl.Expr] = []
-    for name, agg in aggs.items():
-        if agg.kind == "distinct":
-            combine.append(
-                pl.concat_list(
-                    pl.col(f"{name}__set").fill_null(pl.lit([], pl.List(pl.Null))),
-                    pl.col(f"{name}__set_base").fill_null(pl.lit([], pl.List(pl.Null))),
-                )
-                .list.unique()
-                .list.sort()
-                .alias(f"{name}__set")
-            )
-        else:
-            combine += _combine(name, agg)
+    combine = [e for name, agg in aggs.items() for e in _combine(name, agg)]
     return merged.with_columns(combine).select(k, *cols)
+
+
+def _partial_exprs(name: str, agg: Aggregation) -> list[pl.Expr]:
+    """The partial aggregate of ``agg`` over a group of events (columns
+    :func:`partial_columns`); groups are sorted by time, then Kafka partition and offset."""
+    c = pl.col(agg.column) if agg.column else pl.lit(None)
+    return {
+        "count": [pl.len().cast(pl.Int64).alias(f"{name}__n")],
+        "sum": [c.cast(pl.Float64).sum().alias(f"{name}__sum")],
+        "mean": [
+            c.count().cast(pl.Int64).alias(f"{name}__n"),
+            c.cast(pl.Float64).sum().alias(f"{name}__sum"),
+        ],
+        "min": [c.min().alias(f"{name}__min")],
+        "max": [c.max().alias(f"{name}__max")],
+        "last": [c.last().alias(f"{name}__last"), pl.lit(True).alias(f"{name}__has")],
+        "distinct": [c.drop_nulls().unique().sort().alias(f"{name}__set")],
+    }[agg.kind]
 
 
 def _group_partials(name: str, agg: Aggregation, frame: pl.LazyFrame, t: str) -> pl.LazyFrame:
     """Per (key, event time): the partial aggregate of the events at that instant."""
-    c = pl.col(agg.column) if agg.column else None
-    aggs: list[pl.Expr] = []
-    if agg.kind in ("count",):
-        aggs.append(pl.len().cast(pl.Int64).alias(f"{name}__n"))
-    if agg.kind == "mean":
-        aggs.append(c.count().cast(pl.Int64).alias(f"{name}__n"))  # type: ignore[union-attr]
-    if agg.kind in ("sum", "mean"):
-        aggs.append(c.cast(pl.Float64).sum().alias(f"{name}__sum"))  # type: ignore[union-attr]
-    if agg.kind == "min":
-        aggs.append(c.min().alias(f"{name}__min"))  # type: ignore[union-attr]
-    if agg.kind == "max":
-        aggs.append(c.max().alias(f"{name}__max"))  # type: ignore[union-attr]
-    if agg.kind == "last":
-        aggs += [c.last().alias(f"{name}__last"), pl.lit(True).alias(f"{name}__has")]  # type: ignore[union-attr]
-    if agg.kind == "distinct":
-        aggs.append(c.drop_nulls().unique().sort().alias(f"{name}__set"))  # type: ignore[union-attr]
-    return frame.sort([agg.by, t, *TIEBREAK]).group_by([agg.by, t], maintain_order=True).agg(aggs)
+    return (
+        frame.sort([agg.by, t, *TIEBREAK])
+        .group_by([agg.by, t], maintain_order=True)
+        .agg(_partial_exprs(name, agg))
+    )
 
 
 def _cumulate(name: str, agg: Aggregation, groups: pl.LazyFrame, t: str) -> pl.LazyFrame:
@@ -273,6 +250,17 @@ def _combine(name: str, agg: Aggregation) -> list[pl.Expr]:
             .alias(f"{name}__last"),
             (has | pl.col(f"{name}__has_base").fill_null(False)).alias(f"{name}__has"),
         ]
+    if agg.kind == "distinct":
+        empty = pl.lit([], pl.List(pl.Null))
+        out.append(
+            pl.concat_list(
+                pl.col(f"{name}__set").fill_null(empty),
+                pl.col(f"{name}__set_base").fill_null(empty),
+            )
+            .list.unique()
+            .list.sort()
+            .alias(f"{name}__set")
+        )
     return out
 
 

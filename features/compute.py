@@ -43,6 +43,7 @@ __all__ = [
     "feature_frame",
     "feature_rows",
     "first_labels",
+    "no_label",
     "read_features",
     "source_events",
     "with_labels",
@@ -73,6 +74,13 @@ def source_events(lake: Lake, fs: FeatureSet, source: pl.LazyFrame | None = None
     )
 
 
+def no_label() -> list[pl.Expr]:
+    """The label columns of a row whose label has not arrived: all null."""
+    return [pl.lit(None, pl.Float64).alias("label")] + [
+        pl.lit(None, dtype).alias(c) for c, dtype in _LABEL_TYPES.items()
+    ]
+
+
 def feature_rows(
     fs: FeatureSet,
     queries: pl.LazyFrame,
@@ -100,9 +108,7 @@ def feature_rows(
             pl.col(s).alias(d) for s, d in zip(COORDINATES, LABEL_COORDINATES, strict=True)
         ]
     else:
-        label = [pl.lit(None, pl.Float64).alias("label")] + [
-            pl.lit(None, dtype).alias(c) for c, dtype in _LABEL_TYPES.items()
-        ]
+        label = no_label()
     return out.select(
         fs.key, t, *fs.feature_names, *label, *COORDINATES, DATE, pl.lit(False).alias(LATE)
     ).select(fs.key, t, *fs.feature_names, "label", *FEATURE_LINEAGE, LATE)

@@ -49,7 +49,14 @@ from features.compute import (
 )
 from features.definition import FeatureSet, Label
 from features.state import EMITTED as _EMITTED
-from features.state import FeatureState, event_columns, load_state, save_state
+from features.state import (
+    FeatureState,
+    consumed,
+    event_columns,
+    load_state,
+    past_cursors,
+    save_state,
+)
 from lake import Lake, TableNotInLake
 from lake.names import COORDINATES, DATE, KAFKA_OFFSET, KAFKA_PARTITION, KAFKA_TOPIC
 from lake.names import LABEL_COORDINATES as LABEL_COORDS
@@ -70,19 +77,6 @@ class FeatureUpdate:
     late: int = 0  # rows emitted for late events
     pending: int = 0  # events waiting for the watermark
     keys: int = 0  # keys with partial aggregates in the state
-
-
-def _past_cursors(frame: pl.LazyFrame, state: FeatureState, role: str) -> pl.LazyFrame:
-    """Rows of ``frame`` past the state's ``role`` cursors (all rows of a new partition)."""
-    done = pl.lit(False)
-    for (r, topic, partition), last in state.cursors.items():
-        if r == role:
-            done = done | (
-                (pl.col(KAFKA_TOPIC) == topic)
-                & (pl.col(KAFKA_PARTITION) == partition)
-                & (pl.col(KAFKA_OFFSET) <= last)
-            )
-    return frame.filter(~done)
 
 
 def _advance(state: FeatureState, role: str, rows: pl.DataFrame) -> None:
@@ -119,7 +113,7 @@ def update_features(lake: Lake, fs: FeatureSet, *, drain: bool = False) -> Featu
     fs.check_incremental()
     t = fs.event_time
     state = load_state(lake, fs)
-    new = _past_cursors(source_events(lake, fs), state, "source").collect()
+    new = past_cursors(source_events(lake, fs), state, "source").collect()
     cols = event_columns(fs)
     buffer = state.events if state.events.height else _empty_events(new, cols)
     if _EMITTED not in buffer.columns:
@@ -207,7 +201,7 @@ def _apply_labels(
     label = fs.label
     assert isinstance(label, Label)
     try:
-        events = _past_cursors(lake.scan(label.table), state, "label").collect()
+        events = past_cursors(lake.scan(label.table), state, "label").collect()
     except TableNotInLake:
         events = pl.DataFrame()
     key_type = emitted.schema.get(fs.key) if emitted.height else None
@@ -324,16 +318,7 @@ def rebuild_state(lake: Lake, fs: FeatureSet) -> FeatureState:
     if state.frontier is None:
         return state
     t = fs.event_time
-    events = _past_cursors(source_events(lake, fs), FeatureState(), "source")
-    upto = pl.lit(False)
-    for (role, topic, partition), last in state.cursors.items():
-        if role == "source":
-            upto = upto | (
-                (pl.col(KAFKA_TOPIC) == topic)
-                & (pl.col(KAFKA_PARTITION) == partition)
-                & (pl.col(KAFKA_OFFSET) <= last)
-            )
-    seen = events.filter(upto).collect()
+    seen = source_events(lake, fs).filter(consumed(state, "source")).collect()
     state.base = _fold(fs, {}, seen.filter(pl.col(t) < state.frontier))
     if state.events.height:
         keep = state.events.select([*COORDINATES, _EMITTED])

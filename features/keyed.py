@@ -119,18 +119,26 @@ class KeyedState:
                     p.values = set(row[f"{name}__set"] or [])
                 self.base[name][row[agg.by]] = p
 
-    def add(self, row: dict[str, Any], t: str, *, windows_only: bool = False) -> None:
-        """Keep event ``row`` (source-shaped) for later queries; with ``windows_only``,
-        for the windowed aggregations only (the partials already hold it)."""
+    def event(self, name: str, row: dict[str, Any], t: str) -> tuple[Any, Event]:
+        """``(key, event)`` of source-shaped ``row`` for aggregation ``name``."""
+        agg = self.aggs[name]
+        value = row.get(agg.column) if agg.column else None
+        return row.get(agg.by), (row[t], row[KAFKA_PARTITION], row[KAFKA_OFFSET], value)
+
+    def add(
+        self, row: dict[str, Any], t: str, *, windows_only: bool = False, late: bool = False
+    ) -> None:
+        """Keep event ``row`` (source-shaped) for later queries. With ``windows_only``
+        the partials already hold it; ``late`` (older than the frontier) puts it straight
+        into the partials."""
         for name, agg in self.aggs.items():
-            if windows_only and agg.window is None:
+            key, e = self.event(name, row, t)
+            if key is None or (windows_only and agg.window is None):
                 continue
-            key = row.get(agg.by)
-            if key is None:
-                continue
-            value = row.get(agg.column) if agg.column else None
-            e = (row[t], row[KAFKA_PARTITION], row[KAFKA_OFFSET], value)
-            self.recent[name][key].append(e)
+            if late and agg.window is None:
+                self.base[name].setdefault(key, Partial()).add(agg, e)
+            else:
+                self.recent[name][key].append(e)
 
     def value(self, name: str, key: Any, at: dt.datetime, extra: list[Event] = ()) -> Any:  # type: ignore[assignment]
         """Feature ``name`` for an event of ``key`` at time ``at`` (``extra``: events of

@@ -36,11 +36,10 @@ from typing import Any
 
 import polars as pl
 
-from features.compute import LATE, source_events
+from features.compute import LATE, no_label, source_events
 from features.definition import FeatureSet
-from features.incremental import _past_cursors
-from features.keyed import Event, KeyedState, Partial
-from features.state import FeatureState, event_columns, load_state
+from features.keyed import Event, KeyedState
+from features.state import FeatureState, event_columns, load_state, past_cursors
 from lake import Lake
 from lake.names import COORDINATES, DATE, KAFKA_OFFSET, KAFKA_PARTITION, KAFKA_TOPIC
 from lake.names import LABEL_COORDINATES as LABEL_COORDS
@@ -74,7 +73,7 @@ class OnlineFeatures:
         """The state in the lake, caught up with the source rows ingested since."""
         state = load_state(lake, fs)
         online = cls(fs, state)
-        recent = _past_cursors(source_events(lake, fs), state, "source").collect()
+        recent = past_cursors(source_events(lake, fs), state, "source").collect()
         if recent.height:
             online.observe(recent)
         return online
@@ -102,11 +101,9 @@ class OnlineFeatures:
         for row in rows:
             if self._known(row):
                 continue  # in the state already
-            for name, agg in fs.aggregations.items():
-                key = row.get(agg.by)
+            for name in fs.aggregations:
+                key, e = self._keyed.event(name, row, t)
                 if key is not None:
-                    value = row.get(agg.column) if agg.column else None
-                    e = (row[t], row[KAFKA_PARTITION], row[KAFKA_OFFSET], value)
                     extra[name].setdefault(key, []).append(e)
         values: dict[str, list[Any]] = {n: [] for n in fs.aggregations}
         for row in rows:
@@ -126,13 +123,7 @@ class OnlineFeatures:
         late = (pl.col(t) < self._frontier if self._frontier is not None else pl.lit(False)).alias(
             LATE
         )
-        out = pl.concat([local, aggs], how="horizontal").with_columns(
-            pl.lit(None, pl.Float64).alias("label"),
-            pl.lit(None, pl.String).alias(LABEL_COORDS[0]),
-            pl.lit(None, pl.Int32).alias(LABEL_COORDS[1]),
-            pl.lit(None, pl.Int64).alias(LABEL_COORDS[2]),
-            late,
-        )
+        out = pl.concat([local, aggs], how="horizontal").with_columns(*no_label(), late)
         return out.select(fs.key, t, *fs.feature_names, "label", *COORDINATES, *LABEL_COORDS,
                           DATE, LATE)  # fmt: skip
 
@@ -146,13 +137,7 @@ class OnlineFeatures:
             if self._known(row):
                 continue
             late = self._frontier is not None and row[t] < self._frontier
-            if late:  # straight into the partials, and the windows
-                for name, agg in fs.aggregations.items():
-                    if agg.window is None and row.get(agg.by) is not None:
-                        value = row.get(agg.column) if agg.column else None
-                        e = (row[t], row[KAFKA_PARTITION], row[KAFKA_OFFSET], value)
-                        self._keyed.base[name].setdefault(row[agg.by], Partial()).add(agg, e)
-            self._keyed.add(row, t, windows_only=late)
+            self._keyed.add(row, t, late=late)
             key = (row[KAFKA_TOPIC], row[KAFKA_PARTITION])
             self._cursor[key] = max(self._cursor.get(key, -1), row[KAFKA_OFFSET])
             newest = row[t] if newest is None else max(newest, row[t])

@@ -29,9 +29,25 @@ from deltalake import write_deltalake
 from features.aggregations import partial_columns
 from features.definition import FeatureSet
 from lake import Lake
-from lake.names import COORDINATES, DATE, LABEL_COORDINATES, feature_state
+from lake.names import (
+    COORDINATES,
+    DATE,
+    KAFKA_OFFSET,
+    KAFKA_PARTITION,
+    KAFKA_TOPIC,
+    LABEL_COORDINATES,
+    feature_state,
+)
 
-__all__ = ["EMITTED", "FeatureState", "event_columns", "load_state", "save_state"]
+__all__ = [
+    "EMITTED",
+    "FeatureState",
+    "consumed",
+    "event_columns",
+    "load_state",
+    "past_cursors",
+    "save_state",
+]
 
 EMITTED = "_emitted"  # a kept event whose feature row was written already
 
@@ -64,6 +80,25 @@ class FeatureState:
     def keys(self) -> int:
         """Keys with partial aggregates, over every ``by``."""
         return sum(b.height for b in self.base.values())
+
+
+def consumed(state: FeatureState, role: str) -> pl.Expr:
+    """Rows at or before the state's ``role`` cursor of their topic-partition."""
+    done = pl.lit(False)
+    for (r, topic, partition), last in state.cursors.items():
+        if r == role:
+            done = done | (
+                (pl.col(KAFKA_TOPIC) == topic)
+                & (pl.col(KAFKA_PARTITION) == partition)
+                & (pl.col(KAFKA_OFFSET) <= last)
+            )
+    return done
+
+
+def past_cursors(frame: pl.LazyFrame, state: FeatureState, role: str) -> pl.LazyFrame:
+    """Rows of ``frame`` past the state's ``role`` cursors (all rows of a new partition);
+    the Delta scan skips older files by their offset statistics."""
+    return frame.filter(~consumed(state, role))
 
 
 def _part(frame: pl.DataFrame, name: str) -> pl.DataFrame:
@@ -108,8 +143,8 @@ def load_state(lake: Lake, fs: FeatureSet) -> FeatureState:
     return state
 
 
-def save_state(lake: Lake, fs: FeatureSet, state: FeatureState) -> int:
-    """Write ``state`` as the new version of ``feature_state/<name>``; return it."""
+def save_state(lake: Lake, fs: FeatureSet, state: FeatureState) -> None:
+    """Write ``state`` as the new version of ``feature_state/<name>``, in one commit."""
     parts = [_part(frame, f"base:{by}") for by, frame in state.base.items() if frame.height]
     if state.events.height:
         parts.append(_part(state.events, "event"))
@@ -158,4 +193,3 @@ def save_state(lake: Lake, fs: FeatureSet, state: FeatureState) -> int:
         schema_mode="overwrite",
         storage_options=lake.storage_options,
     )
-    return lake.table(feature_state(fs.name)).version()

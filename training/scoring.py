@@ -1,9 +1,9 @@
 """Scoring with an audit trail: online features by the same definitions, the champion predicts.
 
 A :class:`Scorer` takes decoded events (silver-shaped rows with lineage),
-computes their features with the feature set's own :func:`feature_frame` over
-the source's history plus the new events (so point-in-time aggregates match
-training), predicts with the model the ``champion`` alias names, and writes
+computes their features with :class:`features.OnlineFeatures` (the incremental
+path's state, same semantics as the rows training learns from), predicts with
+the model the ``champion`` alias names, and writes
 ``predictions/<model>``: the prediction, the model name and version, the input's
 topic/partition/offset and event time. Writes are fenced by input offset (Delta
 ``txn``, as bronze), so a restarted scorer never writes a prediction twice.

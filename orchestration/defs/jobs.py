@@ -50,7 +50,7 @@ class MaintenanceConfig(dg.Config):
 def replay_silver_op(
     context: dg.OpExecutionContext, config: ReplayConfig, lake: LakeResource
 ) -> None:
-    handle = lake.handle()
+    handle, resolver = lake.handle(), lake.resolver()
     topics = subject_topics(handle, config.subject, lake.strategy)
     if not topics:
         raise dg.Failure(f"no topic is known to carry subject {config.subject!r} yet")
@@ -58,7 +58,7 @@ def replay_silver_op(
         summary = rebuild_silver(
             handle,
             topic,
-            lake.resolver(),
+            resolver,
             start=dt.date.fromisoformat(config.start),
             end=dt.date.fromisoformat(config.end),
             reader_version=config.reader_version,

@@ -105,9 +105,9 @@ def dead_letters_asset(topo: Topology) -> dg.AssetsDefinition:
         ),
     )
     def dead_letters(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-        handle, moved = lake.handle(), 0
-        for topic in topo.topics:
-            decoder = Decoder(topic, lake.resolver(), subject_strategy=lake.strategy)
+        handle, resolver, moved = lake.handle(), lake.resolver(), 0
+        for topic in topo.topics:  # one resolver: the schema store is opened once
+            decoder = Decoder(topic, resolver, subject_strategy=lake.strategy)
             moved += sum(SilverWriter(handle, decoder).reprocess().silver.values())
         table = DeadLetters.open(handle).read()
         kinds = (

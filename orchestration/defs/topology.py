@@ -17,7 +17,7 @@ import dagster as dg
 
 from features import FeatureSet, Label
 from lake import Lake, silver_topics
-from lake.names import DEAD_LETTERS, SubjectStrategy, layer_of, subject, topic_of_subject
+from lake.names import DEAD_LETTERS, SubjectStrategy, layer_of, topic_of_subject, value_subject
 from training import ModelSpec
 
 __all__ = ["Topology", "subject_of"]
@@ -64,7 +64,7 @@ class Topology:
         all_topics = set(topics)
         if strategy == "topic":
             for topic in all_topics:
-                found.setdefault(subject(topic, strategy, None), set()).add(topic)  # type: ignore[arg-type]
+                found.setdefault(value_subject(topic), set()).add(topic)
         for s, ts in found.items():
             derived = topic_of_subject(s, strategy)
             if derived is not None:
