@@ -78,6 +78,16 @@ class OnlineFeatures:
             online.observe(recent)
         return online
 
+    def catch_up(self, lake: Lake) -> int:
+        """Observe the source rows the lake holds past what this state has seen (a server
+        that does not consume Kafka itself follows ingest this way); returns how many."""
+        if not lake.exists(self.fs.source):
+            return 0
+        seen = FeatureState(cursors={("source", t, p): o for (t, p), o in self._cursor.items()})
+        recent = past_cursors(source_events(lake, self.fs), seen, "source").collect()
+        self.observe(recent)
+        return recent.height
+
     @property
     def keys(self) -> int:
         """Keys with partial aggregates in memory."""

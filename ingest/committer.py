@@ -21,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pyarrow as pa
+from confluent_kafka import OFFSET_BEGINNING
 
 from ingest.silver_writer import DecodeSummary, SilverWriter
 from lake import AppendResult, BronzeTable, maintain
@@ -67,6 +68,8 @@ class Committer:
         maintain_every: int = 0,
     ) -> None:
         self._table = table
+        self.label = bronze(table.topic)
+        self.fresh_offset = OFFSET_BEGINNING
         self._maintain_every = maintain_every
         self._commits = 0
         self._maintenance: Future[None] | None = None
@@ -76,6 +79,10 @@ class Committer:
         self._bronze_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-commit")
         self._silver_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="silver-commit")
         self._inflight: deque[Future[Committed]] = deque()
+
+    def committed(self, partitions: list[int]) -> dict[int, int | None]:
+        """The last offset bronze holds per partition (None: nothing yet)."""
+        return self._table.committed(partitions)
 
     def submit(self, rows: pa.Table, nbytes: int, age_s: float) -> list[Committed]:
         """Start committing ``rows``; return the commits that finished meanwhile

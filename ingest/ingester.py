@@ -1,5 +1,10 @@
 """The ingester: one Kafka topic into its bronze table, exactly once.
 
+The consume loop (resume from the lake, micro-batches, catch-up, rebalances)
+is the one every consumer of eventlake runs: what a micro-batch becomes is a
+:class:`~ingest.sink.Sink`, bronze (and silver) by default, predictions for the
+Kafka front door of the scoring engine.
+
 How exactly-once holds (DESIGN.md invariant 1):
 
 - On every assignment, each partition is positioned at the offset after the
@@ -25,7 +30,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    Message,
+    TopicPartition,
+)
 
 from ingest.batch import MicroBatch
 from ingest.committer import Committed, Committer
@@ -42,6 +54,7 @@ from ingest.metrics import IngestMetrics
 from ingest.options import IngestOptions
 from ingest.schema_resolver import SchemaResolver
 from ingest.silver_writer import SilverWriter
+from ingest.sink import Sink
 from lake import BronzeTable, SchemaStore, ensure_writable
 
 __all__ = ["IngestSummary", "Ingester"]
@@ -51,6 +64,7 @@ log = logging.getLogger(__name__)
 _CONSUME_CHUNK = 10_000
 _ERROR = Message.error
 _MAX_WAIT_S = 0.5  # the loop looks at the stop flag at least this often
+_NAMED = {OFFSET_BEGINNING: "beginning", OFFSET_END: "end"}
 
 
 @dataclass
@@ -82,8 +96,10 @@ class Ingester:
         *,
         metrics: IngestMetrics | None = None,
         on_commit: Callable[[Committed], None] | None = None,
+        sink: Sink | None = None,
     ) -> None:
         self.options = options
+        self._given_sink = sink
         self.metrics = metrics or IngestMetrics()
         self._on_commit = on_commit
         self._batch = MicroBatch(options.topic)
@@ -97,9 +113,8 @@ class Ingester:
         self._last_error_log = 0.0
         self._first_record_at: float | None = None
         self._last_commit_at: float | None = None
-        self._table: BronzeTable | None = None
         self._consumer: Consumer | None = None
-        self._committer: Committer | None = None
+        self._committer: Sink | None = None
 
     # -- the run -------------------------------------------------------------
 
@@ -120,26 +135,7 @@ class Ingester:
             create=o.create_topic,
             partitions=o.topic_partitions,
         )
-        self._table = BronzeTable.open(o.lake, o.topic)
-        source = topic_id(admin, o.topic)
-        if source is not None:
-            self._table.bind_source(source, range(n_partitions))
-        silver = None
-        if o.decode_avro:
-            resolver = SchemaResolver(SchemaStore.open(o.lake), o.registry_url)
-            decoder = Decoder(o.topic, resolver, subject_strategy=o.subject_strategy)
-            silver = SilverWriter(o.lake, decoder)
-            silver.repair(self._table, range(n_partitions))
-        self._committer = Committer(
-            self._table,
-            {
-                "eventlake.writer": "ingest",
-                "eventlake.group": o.group_id,
-                "eventlake.pid": str(os.getpid()),
-            },
-            silver,
-            maintain_every=o.maintain_every,
-        )
+        self._committer = self._given_sink or self._bronze_sink(admin, n_partitions)
         consumer = Consumer(
             {
                 **consumer_config(
@@ -182,6 +178,29 @@ class Ingester:
             self._consumer = None
             self._committer.close()
         return self._finish(started)
+
+    def _bronze_sink(self, admin: object, n_partitions: int) -> Committer:
+        o = self.options
+        table = BronzeTable.open(o.lake, o.topic)
+        source = topic_id(admin, o.topic)  # type: ignore[arg-type]
+        if source is not None:
+            table.bind_source(source, range(n_partitions))
+        silver = None
+        if o.decode_avro:
+            resolver = SchemaResolver(SchemaStore.open(o.lake), o.registry_url)
+            decoder = Decoder(o.topic, resolver, subject_strategy=o.subject_strategy)
+            silver = SilverWriter(o.lake, decoder)
+            silver.repair(table, range(n_partitions))
+        return Committer(
+            table,
+            {
+                "eventlake.writer": "ingest",
+                "eventlake.group": o.group_id,
+                "eventlake.pid": str(os.getpid()),
+            },
+            silver,
+            maintain_every=o.maintain_every,
+        )
 
     def _finish(self, started: float) -> IngestSummary:
         self._summary.elapsed_s = time.monotonic() - started
@@ -300,8 +319,8 @@ class Ingester:
         self._commit_kafka_offsets(result.ranges)
         self._record_metrics(result.rows, c.nbytes, result.version, c.commit_s, c.latency_s)
         log.info(
-            "bronze/%s v%d: %d records, partitions %s, commit %.0f ms, batch latency %.0f ms%s",
-            self.options.topic,
+            "%s v%d: %d records, partitions %s, commit %.0f ms, batch latency %.0f ms%s",
+            self._committer.label if self._committer is not None else self.options.topic,
             result.version,
             result.rows,
             " ".join(f"{p}:{a}-{b}" for p, (a, b) in sorted(result.ranges.items())),
@@ -366,12 +385,12 @@ class Ingester:
 
     def _all_caught_up(self, targets: dict[int, tuple[int, int]]) -> bool:
         """Partitions not owned here are judged by the offsets the lake holds."""
-        assert self._table is not None
+        assert self._committer is not None
         others = [p for p in targets if p not in self._owned]
         if not others:
             return True
         done = True
-        for p, c in self._table.committed(others).items():
+        for p, c in self._committer.committed(others).items():
             low, high = targets[p]
             self._check_in_log(p, c, low, high)
             done = done and (low if c is None else c + 1) >= high
@@ -391,8 +410,8 @@ class Ingester:
     # -- rebalancing ---------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        assert self._table is not None
-        committed = self._table.committed([tp.partition for tp in partitions])
+        assert self._committer is not None
+        committed = self._committer.committed([tp.partition for tp in partitions])
         resumed = [p for p, c in committed.items() if c is not None]
         if resumed:
             marks = self._watermarks(resumed)
@@ -401,10 +420,10 @@ class Ingester:
         start: dict[int, int | str] = {}
         for tp in partitions:
             c = committed[tp.partition]
-            tp.offset = c + 1 if c is not None else OFFSET_BEGINNING
+            tp.offset = c + 1 if c is not None else self._committer.fresh_offset
             if c is not None:
                 self._position[tp.partition] = c + 1
-            start[tp.partition] = c + 1 if c is not None else "beginning"
+            start[tp.partition] = c + 1 if c is not None else _NAMED.get(tp.offset, tp.offset)
         consumer.incremental_assign(partitions)
         self._joined = True
         self._owned.update(tp.partition for tp in partitions)

@@ -63,7 +63,7 @@ DEAD_LETTERS = "dead_letters"
 ERASURES = "erasures"
 REPORTS = "_reports"  # a folder of files (plots), not a table
 RegistryTable = Literal["schemas", "config"]
-ModelTable = Literal["versions", "aliases", "decisions", "drift", "trace"]
+ModelTable = Literal["versions", "aliases", "decisions", "drift", "trace", "launches", "access"]
 SubjectStrategy = Literal["topic", "record", "topic_record"]
 
 # The time type of every timestamp column in the lake: microseconds, UTC.

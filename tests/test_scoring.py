@@ -25,7 +25,7 @@ from training.evaluation import evaluate
 from training.lineage import explain
 from training.model_registry import ModelRegistry
 from training.online import learn_online
-from training.scoring import Scorer, live_metrics
+from training.scoring import ScoringEngine, live_metrics
 from training.specs import ModelSpec
 
 SCHEMA = json.dumps(
@@ -97,7 +97,7 @@ def test_score_with_the_champion_switch_live_and_explain(broker, make_topic, lak
         kw = dict(
             bootstrap_servers=broker.bootstrap_servers,
             lake=Lake(lake_root),
-            spec=spec,
+            specs=[spec],
             topic=topic,
             from_beginning=True,
         )
@@ -151,6 +151,7 @@ def test_score_with_the_champion_switch_live_and_explain(broker, make_topic, lak
     update_features(Lake(lake_root), spec.feature_set)  # the labels of events 500..559 land
     live = live_metrics(Lake(lake_root), spec)
     assert live["model_version"].to_list() == [1, 2]
+    assert live["role"].to_list() == ["serving", "serving"]
     assert live["labeled"].to_list() == [500, 60]
     assert live["MAE"].min() >= 0
 
@@ -175,4 +176,4 @@ def _read(bootstrap: str, topic: str, n: int) -> list[bytes]:
 
 def test_scoring_without_any_model_version_says_so(lake_root):
     with pytest.raises(ModelNotFound, match="model 'm_x' not found"):
-        Scorer(Lake(lake_root), _spec("x"))
+        ScoringEngine(Lake(lake_root), _spec("x"))

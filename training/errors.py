@@ -2,12 +2,13 @@
 
 TrainingError
 ├── ModelNotFound     no such model, version or alias
-└── NothingToLearn    no labeled feature rows where some were needed
+├── NothingToLearn    no labeled feature rows where some were needed
+└── LaunchError       a launch, promotion or rollback that cannot be done
 """
 
 from __future__ import annotations
 
-__all__ = ["ModelNotFound", "NothingToLearn", "TrainingError"]
+__all__ = ["LaunchError", "ModelNotFound", "NothingToLearn", "TrainingError"]
 
 
 class TrainingError(Exception):
@@ -29,3 +30,7 @@ class ModelNotFound(TrainingError, KeyError):
 
 class NothingToLearn(TrainingError):
     """Raised when training needs labeled feature rows and there are none."""
+
+
+class LaunchError(TrainingError, ValueError):
+    """Raised when a launch configuration is invalid or a rollback has nowhere to go."""

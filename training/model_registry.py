@@ -10,6 +10,12 @@
 - ``models/drift``: every drift detection (event time, version, statistic).
 - ``models/trace``: the running metric of each online or batch run over event
   time, for plots.
+- ``models/launches``: the history of launch configurations (shadow, canary or
+  none, the challenger version and the canary fraction, who set it and why); the
+  newest row per model is current (:mod:`training.launches`).
+- ``models/access``: the model access log: every load and unload of a version
+  by a serving process (front door, host, pid, OS user), so "who served which
+  version, from when to when" is a query.
 
 A model's lineage offsets are what erasure checks (:meth:`ModelRegistry.trained_on`)
 and what the lineage query reads; an online version's cover everything its
@@ -19,8 +25,11 @@ ancestors learned too.
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
+import os
 import pickle
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,9 +39,18 @@ from deltalake import write_deltalake
 
 from lake import ErasedRecords, Lake
 from lake.names import UTC_MICROS, ModelTable, model_table
-from training.errors import ModelNotFound
+from training.errors import LaunchError, ModelNotFound
 
-__all__ = ["Cursor", "ModelRegistry", "ModelVersion", "OffsetRanges", "advance", "merge_ranges"]
+__all__ = [
+    "Cursor",
+    "Launch",
+    "ModelRegistry",
+    "ModelVersion",
+    "OffsetRanges",
+    "advance",
+    "merge_ranges",
+    "os_user",
+]
 _SCHEMAS = {
     "versions": pa.schema(
         [
@@ -55,7 +73,18 @@ _SCHEMAS = {
     ),
     "aliases": pa.schema(
         [("name", pa.string()), ("alias", pa.string()), ("version", pa.int64()),
-         ("set_at", UTC_MICROS), ("reason", pa.string())]
+         ("set_at", UTC_MICROS), ("reason", pa.string()), ("by", pa.string())]
+    ),
+    "launches": pa.schema(
+        [("name", pa.string()), ("mode", pa.string()), ("challenger", pa.int64()),
+         ("fraction", pa.float64()), ("set_at", UTC_MICROS), ("by", pa.string()),
+         ("reason", pa.string())]
+    ),
+    "access": pa.schema(
+        [("name", pa.string()), ("version", pa.int64()), ("role", pa.string()),
+         ("event", pa.string()), ("at", UTC_MICROS), ("front_door", pa.string()),
+         ("target", pa.string()), ("host", pa.string()), ("pid", pa.int64()),
+         ("user", pa.string())]
     ),
     "decisions": pa.schema(
         [("name", pa.string()), ("decided_at", UTC_MICROS), ("challenger", pa.int64()),
@@ -105,6 +134,30 @@ def advance(a: Cursor, b: Cursor) -> Cursor:
         for p, last in parts.items():
             mine[p] = max(mine.get(p, last), last)
     return out
+
+
+def os_user() -> str:
+    """The OS user running this process (what audit rows record when no one is named)."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (some containers)
+        return f"uid:{os.getuid()}"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How a model is released: ``mode`` ``"none"`` (the champion serves everything),
+    ``"shadow"`` (the ``challenger`` version scores the same traffic; its predictions are
+    recorded, never returned or published) or ``"canary"`` (a ``fraction`` of entities,
+    by a stable hash of the key, is served by the challenger)."""
+
+    name: str
+    mode: str = "none"
+    challenger: int | None = None
+    fraction: float = 0.0
+    set_at: dt.datetime | None = None
+    by: str = ""
+    reason: str = ""
 
 
 @dataclass
@@ -162,6 +215,7 @@ class ModelRegistry:
                 self.lake.uri(model_table(table)),
                 pa.Table.from_pylist(rows, schema=_SCHEMAS[table]),
                 mode="append",
+                schema_mode="merge",  # tables written before a column was added
                 storage_options=self.lake.storage_options,
             )
 
@@ -298,14 +352,30 @@ class ModelRegistry:
 
     # -- aliases, decisions, drift, traces ---------------------------------------------
 
-    def set_alias(self, name: str, alias: str, version: int, *, reason: str = "") -> None:
-        """Point ``alias`` of ``name`` at ``version``."""
-        self.load(name, version=version)  # raises if absent
+    def set_alias(
+        self, name: str, alias: str, version: int, *, reason: str = "", by: str = ""
+    ) -> None:
+        """Point ``alias`` of ``name`` at ``version`` (``by``: who; default the OS user)."""
+        self._check_version(name, version)
         now = dt.datetime.now(dt.UTC)
-        self._append(
-            "aliases",
-            [{"name": name, "alias": alias, "version": version, "set_at": now, "reason": reason}],
+        row = {"name": name, "alias": alias, "version": version, "set_at": now, "reason": reason}
+        self._append("aliases", [{**row, "by": by or os_user()}])
+
+    def _check_version(self, name: str, version: int) -> None:
+        """Raise :class:`ModelNotFound` unless ``version`` of ``name`` exists (no artifact read)."""
+        n = (
+            self._scan("versions")
+            .filter((pl.col("name") == name) & (pl.col("version") == version))
+            .select(pl.len())
+            .collect()
+            .item()
         )
+        if not n:
+            raise ModelNotFound(f"version {version} of model {name!r}", self.names())
+
+    def alias_history(self, name: str) -> pl.DataFrame:
+        """Every move of every alias of ``name``, oldest first: the deploy history."""
+        return self._read("aliases").filter(pl.col("name") == name).sort("set_at")
 
     def alias(self, name: str, alias: str) -> int | None:
         """The version ``alias`` of ``name`` points at, None if unset."""
@@ -316,6 +386,59 @@ class ModelRegistry:
         """Every alias of ``name`` and its current version."""
         df = self._read("aliases").filter(pl.col("name") == name).sort("set_at")
         return {a: int(v) for a, v in zip(df["alias"], df["version"], strict=True)}
+
+    def set_launch(self, launch: Launch) -> Launch:
+        """Make ``launch`` the current launch configuration of its model (recorded with who,
+        when and why); the challenger must exist. Scorers pick it up without a restart."""
+        if launch.mode not in ("none", "shadow", "canary"):
+            raise LaunchError(f"launch mode must be none, shadow or canary, not {launch.mode!r}")
+        if launch.mode != "none":
+            if launch.challenger is None:
+                raise LaunchError(
+                    f"a {launch.mode} launch needs a challenger version (--challenger)"
+                )
+            self._check_version(launch.name, launch.challenger)
+        if launch.mode == "canary" and not 0.0 < launch.fraction <= 1.0:
+            raise LaunchError(f"a canary's fraction must be in (0, 1], not {launch.fraction}")
+        row = {
+            **launch.__dict__,
+            "set_at": dt.datetime.now(dt.UTC),
+            "by": launch.by or os_user(),
+            "challenger": launch.challenger if launch.mode != "none" else None,
+        }
+        self._append("launches", [row])
+        return Launch(**row)
+
+    def launch(self, name: str) -> Launch:
+        """The current launch configuration of ``name`` (mode ``none`` if never set)."""
+        df = self.launch_history(name)
+        return Launch(name) if df.is_empty() else Launch(**df.row(-1, named=True))
+
+    def launch_history(self, name: str) -> pl.DataFrame:
+        """Every launch configuration of ``name``, oldest first."""
+        return self._read("launches").filter(pl.col("name") == name).sort("set_at")
+
+    def record_access(
+        self, name: str, version: int, role: str, event: str, *, front_door: str, target: str
+    ) -> None:
+        """Log that this process ``event``-ed (``load``/``unload``) ``version`` of ``name``
+        in ``role`` behind ``front_door``, with host, pid and OS user."""
+        self._append(
+            "access",
+            [
+                {
+                    "name": name, "version": version, "role": role, "event": event,
+                    "at": dt.datetime.now(dt.UTC), "front_door": front_door, "target": target,
+                    "host": socket.gethostname(), "pid": os.getpid(), "user": os_user(),
+                }
+            ],
+        )  # fmt: skip
+
+    def access_log(self, name: str | None = None) -> pl.DataFrame:
+        """The model access log (of ``name``), oldest first: who loaded or unloaded which
+        version, where, in which role."""
+        df = self._read("access")
+        return (df if name is None else df.filter(pl.col("name") == name)).sort("at")
 
     def record_decision(self, **row: Any) -> None:
         """Append a promotion decision (columns of ``models/decisions``)."""

@@ -1,27 +1,38 @@
-"""Scoring with an audit trail: online features by the same definitions, the champion predicts.
+"""The scoring engine: one implementation behind every front door (Kafka, HTTP).
 
-A :class:`Scorer` takes decoded events (silver-shaped rows with lineage),
-computes their features with :class:`features.OnlineFeatures` (the incremental
-path's state, same semantics as the rows training learns from), predicts with
-the model the ``champion`` alias names, and writes
-``predictions/<model>``: the prediction, the model name and version, the input's
-topic/partition/offset and event time. Writes are fenced by input offset (Delta
-``txn``, as bronze), so a restarted scorer never writes a prediction twice.
+A :class:`ScoringEngine` holds, for one model spec:
 
-The alias is checked every ``reload_s`` seconds: promoting a new champion
-switches the scorer without a restart. :func:`live_metrics` joins predictions
-with the labels that arrived later, per model version.
+- the online features (:class:`features.OnlineFeatures`, the incremental path's
+  state: same semantics as the rows training learns from);
+- the version its :class:`Target` names (an alias, ``champion`` by default, or a
+  pinned version), hot-swapped when the alias moves, and the challenger of the
+  model's current :class:`~training.model_registry.Launch` (shadow or canary),
+  both re-read from the registry every ``reload_s`` seconds: launching,
+  promoting and rolling back need no restart;
+- one prediction record per scored event and role (``PREDICTION_SCHEMA``):
+  model, version, role (``serving``, ``shadow``, ``canary``), target, entity key,
+  input lineage (Kafka coordinates, or the request id), event time, latency.
+
+Kafka predictions are written to ``predictions/<model>`` fenced by input offset
+(Delta ``txn`` per model, target, topic and partition), so a restarted scorer
+never writes one twice; request predictions are appended as they come
+(:func:`append_predictions`). Every load and unload of a version is written to
+the model access log.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
+import threading
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import polars as pl
 import pyarrow as pa
+from deltalake import write_deltalake
 
 from features import OnlineFeatures
 from lake import AppendResult, Lake, TableNotInLake
@@ -30,12 +41,16 @@ from lake.names import COORDINATES, DATE, UTC_MICROS, features
 from lake.names import predictions as predictions_table
 from lake.offsets import txn_versions
 from training.errors import ModelNotFound
-from training.model_registry import ModelRegistry, ModelVersion
+from training.model_registry import Launch, ModelRegistry, ModelVersion
 from training.specs import ModelSpec
 
 __all__ = [
     "PREDICTION_SCHEMA",
-    "Scorer",
+    "Role",
+    "ScoringEngine",
+    "Target",
+    "append_predictions",
+    "in_canary",
     "labeled_predictions",
     "live_metrics",
     "prediction_app_id",
@@ -43,112 +58,277 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+Role = Literal["serving", "shadow", "canary"]
+
 PREDICTION_SCHEMA = pa.schema(
     [
         pa.field("model", pa.string(), nullable=False),
         pa.field("model_version", pa.int64(), nullable=False),
+        pa.field("role", pa.string(), nullable=False),
+        pa.field("target", pa.string(), nullable=False),
         pa.field("prediction", pa.float64()),
         pa.field("entity_key", pa.string()),
         pa.field("event_time", UTC_MICROS),
-        pa.field("input_topic", pa.string(), nullable=False),
-        pa.field("input_partition", pa.int32(), nullable=False),
-        pa.field("input_offset", pa.int64(), nullable=False),
+        pa.field("input_topic", pa.string()),
+        pa.field("input_partition", pa.int32()),
+        pa.field("input_offset", pa.int64()),
+        pa.field("request_id", pa.string()),
+        pa.field("front_door", pa.string(), nullable=False),
+        pa.field("latency_ms", pa.float64(), nullable=False),
         pa.field("scored_at", UTC_MICROS, nullable=False),
         pa.field("date", pa.date32(), nullable=False),
     ]
 )
 
 
-def prediction_app_id(model: str, topic: str, partition: int) -> str:
-    """The ``txn`` app id of ``predictions/<model>``: last input offset scored.
+@dataclass(frozen=True)
+class Target:
+    """Which version serves: the one ``alias`` points at, or a pinned ``version``
+    (which then wins over the default alias).
 
-    >>> prediction_app_id("eta", "orders", 1)
-    'eventlake-predictions:eta:orders:1'
+    >>> Target().label, Target(alias="challenger").label, Target(version=3).label
+    ('champion', 'challenger', 'v3')
     """
-    return f"eventlake-predictions:{model}:{topic}:{partition}"
+
+    alias: str | None = "champion"
+    version: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.version is not None:
+            object.__setattr__(self, "alias", None)
+        elif not self.alias:
+            raise ValueError("a target needs an alias or a version")
+
+    @property
+    def label(self) -> str:
+        """How predictions, fences and consumer groups name this target."""
+        return f"v{self.version}" if self.version is not None else str(self.alias)
 
 
-class Scorer:
-    """Predicts with the champion of ``spec.name`` and records every prediction."""
+def prediction_app_id(model: str, target: str, topic: str, partition: int) -> str:
+    """The ``txn`` app id of ``predictions/<model>``: last input offset a target scored.
 
-    def __init__(self, lake: Lake, spec: ModelSpec, *, reload_s: float = 2.0) -> None:
+    >>> prediction_app_id("eta", "champion", "orders", 1)
+    'eventlake-predictions:eta:champion:orders:1'
+    """
+    return f"eventlake-predictions:{model}:{target}:{topic}:{partition}"
+
+
+def in_canary(key: str, fraction: float) -> bool:
+    """Whether entity ``key`` falls in a canary of ``fraction``: a stable hash, the same
+    in every process and run, so an entity always sees the same version.
+
+    >>> in_canary("user-1", 1.0), in_canary("user-1", 0.0)
+    (True, False)
+    >>> sum(in_canary(str(i), 0.25) for i in range(10_000))
+    2457
+    """
+    h = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
+    return h < fraction * 2**64
+
+
+class ScoringEngine:
+    """Scores events for ``spec.name`` with the :class:`Target`'s version, plus the
+    launch's challenger (shadow or canary) when the target is an alias.
+
+    >>> engine = ScoringEngine(lake, spec, target=Target(alias="champion"))  # doctest: +SKIP
+    >>> engine.score(events).select("model_version", "role", "prediction")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        lake: Lake,
+        spec: ModelSpec,
+        *,
+        target: Target | None = None,
+        front_door: str = "kafka",
+        reload_s: float = 2.0,
+        online: OnlineFeatures | None = None,
+    ) -> None:
         self.lake = lake
         self.spec = spec
+        self.target = target or Target()
+        self.front_door = front_door
         self.reload_s = reload_s
         self.registry = ModelRegistry(lake)
-        self.current: ModelVersion = self._champion()
-        self._checked = time.monotonic()
-        # Features from the incremental path's state (caught up with silver), in memory:
-        # bounded by keys and the lateness and window spans, not by the history.
-        self.online = OnlineFeatures.load(lake, spec.feature_set)
-        self._table = lake.open_or_create(
-            predictions_table(spec.name), PREDICTION_SCHEMA, partition_by=["date"]
-        )
+        self.reloads = 0
+        self._lock = threading.RLock()
+        self._loaded: dict[Role, ModelVersion] = {}
+        self._checked = 0.0
+        self.launch = Launch(spec.name)
+        self.refresh(force=True)
+        self.online = online or OnlineFeatures.load(lake, spec.feature_set)
+        self._table: Any = None
 
-    def _champion(self) -> ModelVersion:
+    # -- versions ------------------------------------------------------------------
+
+    @property
+    def serving(self) -> ModelVersion:
+        """The version that answers (outside a canary's entities)."""
+        return self._loaded["serving"]
+
+    @property
+    def challenger(self) -> ModelVersion | None:
+        """The launch's challenger in its role (shadow or canary), if one is loaded."""
+        return self._loaded.get("shadow") or self._loaded.get("canary")
+
+    def _serving_version(self) -> int:
+        t = self.target
+        if t.version is not None:
+            return t.version
+        assert t.alias is not None
+        v = self.registry.alias(self.spec.name, t.alias)
+        if v is None and t.alias == "champion":  # nothing promoted yet: the newest
+            latest = self.registry.latest(self.spec.name)
+            v = None if latest is None else latest.version
+        if v is None:
+            raise ModelNotFound(f"alias {t.alias!r} of model {self.spec.name!r}")
+        return v
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Re-read the target's version and the launch (at most every ``reload_s`` unless
+        ``force``); load what changed. True if anything was swapped."""
+        now = time.monotonic()
+        if not force and now - self._checked < self.reload_s:
+            return False
+        self._checked = now
+        wanted: dict[Role, int] = {"serving": self._serving_version()}
+        launch = self.launch
+        if self.target.alias is not None:  # a pinned version serves alone
+            launch = self.registry.launch(self.spec.name)
+            if launch.mode != "none" and launch.challenger not in (None, wanted["serving"]):
+                assert launch.challenger is not None
+                wanted["shadow" if launch.mode == "shadow" else "canary"] = launch.challenger
+        with self._lock:
+            self.launch = launch
+            current = {r: mv.version for r, mv in self._loaded.items()}
+            if current == wanted:
+                return False
+            for role, mv in list(self._loaded.items()):
+                if wanted.get(role) != mv.version:
+                    self._access(mv.version, role, "unload")
+                    del self._loaded[role]
+            for role, version in wanted.items():
+                if role not in self._loaded:
+                    self._loaded[role] = self.registry.load(self.spec.name, version=version)
+                    self._access(version, role, "load")
+            if current:
+                self.reloads += 1
+                log.info("%s (%s): now %s (was %s)", self.spec.name, self.target.label,
+                         wanted, current)  # fmt: skip
+        return True
+
+    def _access(self, version: int, role: Role, event: str) -> None:
         try:
-            return self.registry.load(self.spec.name, alias="champion")
-        except ModelNotFound:
-            return self.registry.load(self.spec.name)  # no champion yet: the newest
+            self.registry.record_access(
+                self.spec.name, version, role, event,
+                front_door=self.front_door, target=self.target.label,
+            )  # fmt: skip
+        except Exception as e:  # the access log must never stop serving
+            log.warning("could not write the model access log: %s", e)
 
-    def _maybe_reload(self) -> None:
-        if time.monotonic() - self._checked < self.reload_s:
-            return
-        self._checked = time.monotonic()
-        version = self.registry.alias(self.spec.name, "champion")
-        if version is not None and version != self.current.version:
-            old = self.current.version
-            self.current = self.registry.load(self.spec.name, version=version)
-            log.info("%s: champion is now v%d (was v%d)", self.spec.name, version, old)
+    def close(self) -> None:
+        """Record the unload of every loaded version (the access log's "until")."""
+        with self._lock:
+            for role, mv in self._loaded.items():
+                self._access(mv.version, role, "unload")
+            self._loaded = {}
 
-    def committed(self, topic: str, partitions: list[int]) -> dict[int, int | None]:
-        """The last input offset scored per partition (None: none yet)."""
-        self._table.update_incremental()
-        return txn_versions(
-            self._table, lambda p: prediction_app_id(self.spec.name, topic, p), partitions
-        )
+    # -- scoring -------------------------------------------------------------------
 
-    def score(self, events: pl.DataFrame) -> pl.DataFrame:
-        """Predictions for ``events`` (silver rows of the feature set's source)."""
-        self._maybe_reload()
+    def score(
+        self, events: pl.DataFrame, *, request_id: str | None = None, observe: bool = True
+    ) -> pl.DataFrame:
+        """Prediction records for ``events`` (silver rows of the feature set's source):
+        one per event and role. With ``observe``, the events then join the online state
+        (a stream's events; a request's "what if" events do not)."""
         if events.is_empty():
             return pl.DataFrame(PREDICTION_SCHEMA.empty_table())
+        started = time.perf_counter()
+        self.refresh()
         fs = self.spec.feature_set
-        rows = self.online.features(events)
-        self.online.observe(events)
-        model: Any = self.current.model
-        names = self.spec.feature_names
-        xs = rows.select(names).to_dicts()
-        if self.spec.task == "classification":
-            preds = [_proba_true(model.predict_proba_one(_clean(x))) for x in xs]
-        else:
-            preds = [float(model.predict_one(_clean(x))) for x in xs]
-        now = dt.datetime.now(dt.UTC)
-        return pl.DataFrame(
-            {
-                "model": [self.spec.name] * rows.height,
-                "model_version": [self.current.version] * rows.height,
-                "prediction": preds,
-                "entity_key": rows[fs.key].cast(pl.String),
-                "event_time": rows[fs.event_time],
-                "input_topic": rows[COORDINATES[0]],
-                "input_partition": rows[COORDINATES[1]],
-                "input_offset": rows[COORDINATES[2]],
-                "scored_at": [now] * rows.height,
-                "date": rows[DATE],
-            }
+        with self._lock:
+            rows = self.online.features(events)
+            if observe:
+                self.online.observe(events)
+            loaded = dict(self._loaded)
+            launch = self.launch
+        keys = rows[fs.key].cast(pl.String)
+        xs = [_clean(x) for x in rows.select(self.spec.feature_names).iter_rows(named=True)]
+        canary = (
+            [in_canary(k or "", launch.fraction) for k in keys]
+            if "canary" in loaded
+            else [False] * len(xs)
         )
+        parts = []
+        for role, mv in loaded.items():
+            if role == "shadow":  # everything, never answered
+                idx = list(range(len(xs)))
+            else:  # the canary its entities, the serving version the others
+                idx = [i for i, c in enumerate(canary) if c == (role == "canary")]
+            if idx:
+                preds = self._predict(mv.model, [xs[i] for i in idx])
+                parts.append((role, mv.version, idx, preds))
+        now = dt.datetime.now(dt.UTC)
+        latency_ms = (time.perf_counter() - started) * 1000
+        n = sum(len(idx) for _, _, idx, _ in parts)
+        order = [i for _, _, idx, _ in parts for i in idx]
+        base = rows.select(
+            pl.col(fs.key).cast(pl.String).alias("entity_key"),
+            pl.col(fs.event_time).alias("event_time"),
+            pl.col(COORDINATES[0]).alias("input_topic"),
+            pl.col(COORDINATES[1]).alias("input_partition"),
+            pl.col(COORDINATES[2]).alias("input_offset"),
+            pl.col(DATE).alias("date"),
+        )[order]
+        out = base.with_columns(
+            pl.lit(self.spec.name).alias("model"),
+            pl.Series("model_version", [v for _, v, idx, _ in parts for _ in idx], pl.Int64),
+            pl.Series("role", [r for r, _, idx, _ in parts for _ in idx], pl.String),
+            pl.lit(self.target.label).alias("target"),
+            pl.Series("prediction", [p for *_, ps in parts for p in ps], pl.Float64),
+            pl.lit(request_id, pl.String).alias("request_id"),
+            pl.lit(self.front_door).alias("front_door"),
+            pl.lit(latency_ms).alias("latency_ms"),
+            pl.lit(now).cast(pl.Datetime("us", "UTC")).alias("scored_at"),
+        )
+        assert out.height == n
+        return pl.DataFrame(out.to_arrow().select(PREDICTION_SCHEMA.names).cast(PREDICTION_SCHEMA))
+
+    def _predict(self, model: Any, xs: list[dict[str, Any]]) -> list[float]:
+        if self.spec.task == "classification":
+            return [float(model.predict_proba_one(x).get(True, 0.0)) for x in xs]
+        return [float(model.predict_one(x)) for x in xs]
+
+    # -- the lake ------------------------------------------------------------------
+
+    def _predictions(self) -> Any:
+        if self._table is None:
+            self._table = self.lake.open_or_create(
+                predictions_table(self.spec.name), PREDICTION_SCHEMA, partition_by=["date"]
+            )
+        return self._table
+
+    def committed(self, topic: str, partitions: list[int]) -> dict[int, int | None]:
+        """The last input offset this target scored per partition (None: none yet)."""
+        table = self._predictions()
+        table.update_incremental()
+        return txn_versions(table, self._app_id(topic), partitions)
+
+    def _app_id(self, topic: str) -> Any:
+        return lambda p: prediction_app_id(self.spec.name, self.target.label, topic, p)
 
     def write(self, predictions: pl.DataFrame) -> AppendResult | None:
-        """Append ``predictions`` to ``predictions/<model>``, once per input offset."""
+        """Append Kafka ``predictions`` (every role of a batch in one commit), once per
+        (target, input offset)."""
         if predictions.is_empty():
             return None
         table = predictions.to_arrow().cast(PREDICTION_SCHEMA)
         topic = table.column("input_topic")[0].as_py()
         return fenced_append(
-            self._table,
+            self._predictions(),
             table,
-            app_id=lambda p: prediction_app_id(self.spec.name, topic, p),
+            app_id=self._app_id(topic),
             partition="input_partition",
             offset="input_offset",
             partition_by=["date"],
@@ -157,16 +337,26 @@ class Scorer:
         )
 
 
+def append_predictions(lake: Lake, model: str, predictions: pl.DataFrame) -> None:
+    """Append request ``predictions`` (no Kafka offsets to fence by) to ``predictions/<model>``."""
+    if predictions.is_empty():
+        return
+    table = lake.open_or_create(predictions_table(model), PREDICTION_SCHEMA, partition_by=["date"])
+    write_deltalake(
+        table,
+        predictions.to_arrow().cast(PREDICTION_SCHEMA),
+        mode="append",
+        partition_by=["date"],
+        storage_options=lake.storage_options,
+    )
+
+
 def _clean(x: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in x.items() if v is not None}
 
 
-def _proba_true(proba: dict[Any, float]) -> float:
-    return float(proba.get(True, 0.0))
-
-
 def labeled_predictions(lake: Lake, model: str, feature_set: str) -> pl.LazyFrame | None:
-    """``predictions/<model>`` joined with the labels that have arrived in
+    """``predictions/<model>`` of Kafka events joined with the labels that have arrived in
     ``features/<feature_set>`` (by the input's lineage); None if either table is missing."""
     try:
         preds = lake.scan(predictions_table(model))
@@ -182,10 +372,10 @@ def labeled_predictions(lake: Lake, model: str, feature_set: str) -> pl.LazyFram
 
 def live_metrics(lake: Lake, spec: ModelSpec) -> pl.DataFrame:
     """The spec's metric and mean per-row error (:meth:`ModelSpec.error`) per model
-    version over predictions whose label has arrived.
+    version and role over predictions whose label has arrived.
 
-    Columns: ``model_version``, ``labeled`` (predictions with a label), the metric,
-    ``mean_error``.
+    Columns: ``model_version``, ``role``, ``labeled`` (predictions with a label), the
+    metric, ``mean_error``.
     """
     labeled = labeled_predictions(lake, spec.name, spec.feature_set.name)
     if labeled is None:
@@ -194,7 +384,7 @@ def live_metrics(lake: Lake, spec: ModelSpec) -> pl.DataFrame:
     out = []
     name = type(spec.make_metric()).__name__
     classify = spec.task == "classification"
-    for (version,), group in joined.group_by(["model_version"], maintain_order=True):
+    for (version, role), group in joined.group_by(["model_version", "role"], maintain_order=True):
         metric, errors = spec.make_metric(), 0.0
         for y, p in zip(group["label"], group["prediction"], strict=True):
             y, p = (bool(y), p >= 0.5) if classify else (y, p)
@@ -203,9 +393,10 @@ def live_metrics(lake: Lake, spec: ModelSpec) -> pl.DataFrame:
         out.append(
             {
                 "model_version": version,
+                "role": role,
                 "labeled": group.height,
                 name: float(metric.get()),
                 "mean_error": errors / group.height,
             }
         )
-    return pl.DataFrame(out).sort("model_version") if out else pl.DataFrame()
+    return pl.DataFrame(out).sort("model_version", "role") if out else pl.DataFrame()

@@ -12,7 +12,7 @@ from orchestration.cli.common import friendly_errors, settings_of
 from orchestration.settings import Settings
 
 if TYPE_CHECKING:  # heavy (River): imported by the commands that need it
-    from training import ModelSpec
+    from training import ModelSpec, Target
 
 __all__ = ["evaluate_cmd", "features", "learn", "lineage", "models", "retrain_cmd", "score"]
 
@@ -182,28 +182,138 @@ def models_compare(ctx: click.Context, name: str, versions: tuple[int, ...]) -> 
         click.echo(f"  v{v} ({mv.kind}): {metric} {score(mv.model, spec, holdout):.4f}")
 
 
+_BY = click.option("--by", default="", help="Who does this [the OS user].")
+_REASON = click.option("--reason", default="", help="Why (kept in the registry).")
+
+
+@models.command("launch")
+@click.option("--name", required=True)
+@click.option("--mode", type=click.Choice(["shadow", "canary", "none"]), required=True,
+              help="shadow: score beside the champion, never answer; canary: answer a "
+                   "fraction of entities; none: end the launch.")  # fmt: skip
+@click.option("--challenger", type=int, default=None, help="The version launched.")
+@click.option("--fraction", type=float, default=0.0, help="Canary share of entities (0..1].")
+@_BY
+@_REASON
+@click.pass_context
+@friendly_errors
+def models_launch(
+    ctx: click.Context,
+    name: str,
+    mode: str,
+    challenger: int | None,
+    fraction: float,
+    by: str,
+    reason: str,
+) -> None:
+    """Launch a challenger in shadow or as a canary (scorers follow without a restart)."""
+    from training import ModelRegistry
+    from training.release import launch
+
+    registry = ModelRegistry(settings_of(ctx).lake())
+    done = launch(registry, name, mode, challenger=challenger, fraction=fraction, by=by,
+                  reason=reason)  # fmt: skip
+    what = "no launch" if done.mode == "none" else f"{done.mode} of v{done.challenger}"
+    share = f" for {done.fraction:.0%} of entities" if done.mode == "canary" else ""
+    click.echo(f"{name}: {what}{share} (by {done.by})")
+
+
+@models.command("promote")
+@click.option("--name", required=True)
+@click.option("--version", type=int, required=True)
+@_BY
+@_REASON
+@click.pass_context
+@friendly_errors
+def models_promote(ctx: click.Context, name: str, version: int, by: str, reason: str) -> None:
+    """Make VERSION the champion (ends its launch)."""
+    from training import ModelRegistry
+    from training.release import promote
+
+    promote(ModelRegistry(settings_of(ctx).lake()), name, version, by=by, reason=reason)
+    click.echo(f"{name}: champion is v{version}")
+
+
+@models.command("rollback")
+@click.option("--name", required=True)
+@_BY
+@_REASON
+@click.pass_context
+@friendly_errors
+def models_rollback(ctx: click.Context, name: str, by: str, reason: str) -> None:
+    """Point the champion back at its previous version and end any launch."""
+    from training import ModelRegistry
+    from training.release import rollback
+
+    v = rollback(ModelRegistry(settings_of(ctx).lake()), name, by=by, reason=reason)
+    click.echo(f"{name}: rolled back; champion is v{v}")
+
+
+@models.command("history")
+@click.option("--name", required=True)
+@click.pass_context
+@friendly_errors
+def models_history(ctx: click.Context, name: str) -> None:
+    """Deploys (alias moves), launches and the access log of a model, oldest first."""
+    from training import ModelRegistry
+
+    registry = ModelRegistry(settings_of(ctx).lake())
+    for r in registry.alias_history(name).iter_rows(named=True):
+        click.echo(f"{r['set_at']:%Y-%m-%d %H:%M:%S} alias  {r['alias']} -> v{r['version']} "
+                   f"by {r.get('by') or '?'}: {r['reason']}")  # fmt: skip
+    for r in registry.launch_history(name).iter_rows(named=True):
+        v = f" v{r['challenger']}" if r["challenger"] is not None else ""
+        click.echo(f"{r['set_at']:%Y-%m-%d %H:%M:%S} launch {r['mode']}{v} "
+                   f"{r['fraction'] or ''} by {r['by']}: {r['reason']}")  # fmt: skip
+    for r in registry.access_log(name).iter_rows(named=True):
+        click.echo(f"{r['at']:%Y-%m-%d %H:%M:%S} {r['event']:<6} v{r['version']} {r['role']} "
+                   f"via {r['front_door']} ({r['target']}) on {r['host']} pid {r['pid']} "
+                   f"by {r['user']}")  # fmt: skip
+
+
+def target_of(alias: str | None, version: int | None) -> Target:
+    """The :class:`training.Target` of ``--alias`` / ``--version`` (champion by default)."""
+    from training import Target
+
+    if alias is not None and version is not None:
+        raise click.UsageError("pass --alias or --version, not both")
+    return Target(version=version) if version is not None else Target(alias or "champion")
+
+
 @click.command()
-@click.option("--model", "name", required=True)
+@click.option("--model", "names", required=True, multiple=True, help="Repeat for several models.")
+@click.option("--alias", default=None, help="Score with this alias's version [champion].")
+@click.option("--version", type=int, default=None, help="Score with this version (pinned).")
 @click.option("--topic", default=None, help="Events to score (default: the feature set's).")
 @click.option("--from-beginning", is_flag=True, help="Score the topic's history too.")
 @click.option("--until-caught-up", is_flag=True, help="Stop at the watermarks seen at start.")
 @click.pass_context
 @friendly_errors
 def score(
-    ctx: click.Context, name: str, topic: str | None, from_beginning: bool, until_caught_up: bool
+    ctx: click.Context,
+    names: tuple[str, ...],
+    alias: str | None,
+    version: int | None,
+    topic: str | None,
+    from_beginning: bool,
+    until_caught_up: bool,
 ) -> None:
-    """Score events with the champion until Ctrl-C; switches champions without a restart."""
+    """Score Kafka events until Ctrl-C: predictions to the lake (exactly once) and to
+    <model>-predictions; alias moves and launches apply without a restart."""
     from lake import subject_topics
     from lake.names import layer_of
-    from orchestration.serving import run_scoring
+    from orchestration.serving import ServingMetrics, run_scoring
     from orchestration.signals import stop_on_signals
+    from orchestration.spec_loader import load_model
 
-    settings, spec = _spec(ctx, name)
+    settings = settings_of(ctx)
+    specs = [load_model(settings.definitions, n) for n in names]
+    target = target_of(alias, version)
     if not settings.kafka_bootstrap_servers:
         raise click.UsageError("set EVENTLAKE_KAFKA_BOOTSTRAP_SERVERS (`eventlake broker`)")
     lake = settings.lake()
     if topic is None:
-        subject = layer_of(spec.feature_set.source)[1]
+        subject = layer_of(specs[0].feature_set.source)[1]
         topics = subject_topics(lake, subject, settings.subject_strategy)
         if len(topics) != 1:
             raise click.UsageError(
@@ -211,21 +321,28 @@ def score(
                 f"({', '.join(topics) or 'none has been ingested yet'}); pass --topic"
             )
         topic = topics[0]
+    metrics = ServingMetrics()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port, settings.metrics_host)
     with stop_on_signals() as stop:
         s = run_scoring(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             lake=lake,
-            spec=spec,
+            specs=specs,
             topic=topic,
             stop=stop,
+            target=target,
             from_beginning=from_beginning,
             until_caught_up=until_caught_up,
             registry_url=settings.registry_url,
             subject_strategy=settings.subject_strategy,
+            consumer_options=dict(settings.kafka_consumer_options),
+            metrics=metrics,
         )
+    roles = ", ".join(f"{n} {r}" for r, n in sorted(s.roles.items())) or "none"
     click.echo(
-        f"scored {s.events} events of {topic}: {s.predictions} predictions, "
-        f"model versions {sorted(s.versions)}"
+        f"scored {s.events} events of {topic} at {target.label}: {s.predictions} predictions "
+        f"answered ({roles}), model versions {sorted(s.versions)}"
     )
 
 

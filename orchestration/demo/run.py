@@ -261,7 +261,7 @@ def _day(
         run_scoring(
             bootstrap_servers=bs,
             lake=lake,
-            spec=spec,
+            specs=[spec],
             topic=ORDERS_TOPIC,
             stop=threading.Event(),
             from_beginning=first,

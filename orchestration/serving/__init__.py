@@ -1,5 +1,6 @@
-"""Serving: the scoring processes that put models in front of events."""
+"""Serving: the front doors of the scoring engine (Kafka, HTTP) and their metrics."""
 
-from orchestration.serving.kafka import ScoringSummary, run_scoring
+from orchestration.serving.kafka import ScoringSink, ScoringSummary, run_scoring
+from orchestration.serving.metrics import ServingMetrics
 
-__all__ = ["ScoringSummary", "run_scoring"]
+__all__ = ["ScoringSink", "ScoringSummary", "ServingMetrics", "run_scoring"]
