@@ -12,10 +12,12 @@ from ingest.errors import (
     BrokerStartError,
     BrokerUnavailable,
     IngestError,
+    InvalidEvent,
     OffsetOutOfRange,
     ReplayError,
     TopicNotFound,
 )
+from ingest.event_producer import EventProducer
 from ingest.ingester import Ingester, IngestSummary
 from ingest.kafka import consumer_config, ensure_topic, high_watermarks, wait_for_broker
 from ingest.metrics import IngestMetrics
@@ -26,6 +28,7 @@ from ingest.republish import RepublishSummary, republish
 from ingest.schema_registry_api import SchemaRegistryServer
 from ingest.schema_resolver import SchemaResolver
 from ingest.silver_writer import DecodeSummary, SilverWriter
+from ingest.sink import Sink
 
 __all__ = [
     "BrokerStartError",
@@ -35,11 +38,13 @@ __all__ = [
     "Decoded",
     "Decoder",
     "EmbeddedBroker",
+    "EventProducer",
     "IngestError",
     "IngestMetrics",
     "IngestOptions",
     "IngestSummary",
     "Ingester",
+    "InvalidEvent",
     "MicroBatch",
     "OffsetOutOfRange",
     "RebuildSummary",
@@ -49,6 +54,7 @@ __all__ = [
     "SchemaRegistryServer",
     "SchemaResolver",
     "SilverWriter",
+    "Sink",
     "TopicNotFound",
     "consumer_config",
     "ensure_topic",

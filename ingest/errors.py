@@ -5,7 +5,8 @@ IngestError
 ├── BrokerUnavailable    no Kafka broker answered within the wait
 ├── TopicNotFound        the topic to ingest does not exist
 ├── OffsetOutOfRange     Kafka no longer has the offset the lake says comes next
-└── ReplayError          a replay (to silver or to Kafka) cannot run as asked
+├── ReplayError          a replay (to silver or to Kafka) cannot run as asked
+└── InvalidEvent         an event to produce does not match its subject's schema
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ __all__ = [
     "BrokerStartError",
     "BrokerUnavailable",
     "IngestError",
+    "InvalidEvent",
     "OffsetOutOfRange",
     "ReplayError",
     "TopicNotFound",
@@ -86,3 +88,11 @@ class OffsetOutOfRange(IngestError):
 
 class ReplayError(IngestError):
     """Raised when a replay cannot run as asked; the message says what to change."""
+
+
+class InvalidEvent(IngestError, ValueError):
+    """Raised when event ``index`` of a batch to produce does not fit its Avro schema."""
+
+    def __init__(self, index: int, field: str, problem: str) -> None:
+        self.index, self.field, self.problem = index, field, problem
+        super().__init__(f"event {index}, field {field!r}: {problem}")

@@ -9,77 +9,21 @@ import time
 import polars as pl
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroSerializer
-from confluent_kafka.serialization import MessageField, SerializationContext
-from river import linear_model, metrics, preprocessing
 
-from features import FeatureSet, prior_count, update_features
-from ingest import Record, produce
+from features import update_features
+from ingest import produce
 from ingest.schema_registry_api import SchemaRegistryServer
 from lake import Lake, SchemaStore
 from orchestration.serving.kafka import run_scoring
 from tests.conftest import ingest_until_caught_up
+from tests.orders_data import orders as _orders
+from tests.orders_data import spec as _spec
 from training.errors import ModelNotFound
 from training.evaluation import evaluate
 from training.lineage import explain
 from training.model_registry import ModelRegistry
 from training.online import learn_online
 from training.scoring import ScoringEngine, live_metrics
-from training.specs import ModelSpec
-
-SCHEMA = json.dumps(
-    {
-        "type": "record",
-        "name": "Order",
-        "fields": [
-            {"name": "order_id", "type": "long"},
-            {"name": "user_id", "type": "long"},
-            {"name": "distance_km", "type": "double"},
-            {"name": "minutes", "type": "double"},
-        ],
-    }
-)
-
-
-def _spec(topic: str) -> ModelSpec:
-    fs = FeatureSet(
-        name=f"fs_{topic}",
-        source=f"silver.{topic}-value",
-        key="order_id",
-        event_time="_kafka_timestamp",
-        features={"distance_km": pl.col("distance_km"), "user_orders": prior_count("user_id")},
-        label="minutes",  # known at once here; a later event in the demo
-    )
-    return ModelSpec(
-        name=f"m_{topic}",
-        feature_set=fs,
-        make_model=lambda: preprocessing.StandardScaler() | linear_model.LinearRegression(),
-        make_metric=metrics.MAE,
-    )
-
-
-def _orders(server_url: str, topic: str, ids: range) -> list[Record]:
-    ser = AvroSerializer(SchemaRegistryClient({"url": server_url}), SCHEMA)
-    ctx = SerializationContext(topic, MessageField.VALUE)
-    return [
-        Record(
-            str(i).encode(),
-            ser(
-                {
-                    "order_id": i,
-                    "user_id": i % 7,
-                    "distance_km": i % 9 + 0.5,
-                    "minutes": 10 + 3 * (i % 9),
-                },
-                ctx,
-            ),
-            None,
-            i % 2,
-            1_700_000_000_000 + i,
-        )
-        for i in ids
-    ]
 
 
 def test_score_with_the_champion_switch_live_and_explain(broker, make_topic, lake_root):

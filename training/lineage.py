@@ -46,22 +46,39 @@ class Explanation:
         )
 
 
-def explain(lake: Lake, model: str, topic: str, partition: int, offset: int) -> Explanation:
-    """Which version of ``model`` scored ``topic[partition]@offset``, and which records
-    (Kafka offsets, and the feature rows themselves) trained that version."""
-    what = f"a prediction of {topic}[{partition}]@{offset} by model {model!r}"
+def explain(
+    lake: Lake,
+    model: str,
+    topic: str | None = None,
+    partition: int | None = None,
+    offset: int | None = None,
+    *,
+    request_id: str | None = None,
+    entity_key: str | None = None,
+) -> Explanation:
+    """Which version of ``model`` answered for ``topic[partition]@offset`` (a Kafka event)
+    or for ``request_id`` (an HTTP request; ``entity_key`` picks one of its events), and
+    which records (Kafka offsets, and the feature rows themselves) trained that version."""
+    if request_id is not None:
+        what = f"a prediction for request {request_id!r} by model {model!r}"
+        cond = pl.col("request_id") == request_id
+        if entity_key is not None:
+            cond = cond & (pl.col("entity_key") == entity_key)
+    else:
+        what = f"a prediction of {topic}[{partition}]@{offset} by model {model!r}"
+        cond = (
+            (pl.col("input_topic") == topic)
+            & (pl.col("input_partition") == partition)
+            & (pl.col("input_offset") == offset)
+        )
     try:
         preds = lake.scan(predictions(model))
     except TableNotInLake:
         raise ModelNotFound(what) from None
-    hit = preds.filter(
-        (pl.col("input_topic") == topic)
-        & (pl.col("input_partition") == partition)
-        & (pl.col("input_offset") == offset)
-    ).collect()
+    hit = preds.filter(cond & (pl.col("role") != "shadow")).collect()  # the answer, not a shadow
     if hit.is_empty():
         raise ModelNotFound(what)
-    prediction = hit.row(0, named=True)
+    prediction = hit.sort("scored_at").row(0, named=True)
     mv = ModelRegistry(lake).load(model, version=prediction["model_version"])
     fs = mv.lineage.get("feature_set", "")
     label_topic, label_partition, label_offset = LABEL_COORDINATES

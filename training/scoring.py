@@ -144,6 +144,7 @@ class ScoringEngine:
         front_door: str = "kafka",
         reload_s: float = 2.0,
         online: OnlineFeatures | None = None,
+        lock: threading.RLock | None = None,
     ) -> None:
         self.lake = lake
         self.spec = spec
@@ -152,7 +153,7 @@ class ScoringEngine:
         self.reload_s = reload_s
         self.registry = ModelRegistry(lake)
         self.reloads = 0
-        self._lock = threading.RLock()
+        self._lock = lock or threading.RLock()  # shared by engines sharing ``online``
         self._loaded: dict[Role, ModelVersion] = {}
         self._checked = 0.0
         self.launch = Launch(spec.name)
@@ -271,8 +272,12 @@ class ScoringEngine:
                 parts.append((role, mv.version, idx, preds))
         now = dt.datetime.now(dt.UTC)
         latency_ms = (time.perf_counter() - started) * 1000
-        n = sum(len(idx) for _, _, idx, _ in parts)
-        order = [i for _, _, idx, _ in parts for i in idx]
+        # In event order (each event's roles together), as a request's answer lists them.
+        made = sorted(
+            ((i, role, v, p) for role, v, idx, ps in parts for i, p in zip(idx, ps, strict=True)),
+            key=lambda m: m[0],
+        )
+        order = [m[0] for m in made]
         base = rows.select(
             pl.col(fs.key).cast(pl.String).alias("entity_key"),
             pl.col(fs.event_time).alias("event_time"),
@@ -283,22 +288,21 @@ class ScoringEngine:
         )[order]
         out = base.with_columns(
             pl.lit(self.spec.name).alias("model"),
-            pl.Series("model_version", [v for _, v, idx, _ in parts for _ in idx], pl.Int64),
-            pl.Series("role", [r for r, _, idx, _ in parts for _ in idx], pl.String),
+            pl.Series("model_version", [m[2] for m in made], pl.Int64),
+            pl.Series("role", [m[1] for m in made], pl.String),
             pl.lit(self.target.label).alias("target"),
-            pl.Series("prediction", [p for *_, ps in parts for p in ps], pl.Float64),
+            pl.Series("prediction", [m[3] for m in made], pl.Float64),
             pl.lit(request_id, pl.String).alias("request_id"),
             pl.lit(self.front_door).alias("front_door"),
             pl.lit(latency_ms).alias("latency_ms"),
             pl.lit(now).cast(pl.Datetime("us", "UTC")).alias("scored_at"),
         )
-        assert out.height == n
         return pl.DataFrame(out.to_arrow().select(PREDICTION_SCHEMA.names).cast(PREDICTION_SCHEMA))
 
-    def _predict(self, model: Any, xs: list[dict[str, Any]]) -> list[float]:
+    def _predict(self, model: Any, xs: list[dict[str, Any]]) -> list[float | None]:
         if self.spec.task == "classification":
             return [float(model.predict_proba_one(x).get(True, 0.0)) for x in xs]
-        return [float(model.predict_one(x)) for x in xs]
+        return [None if (y := model.predict_one(x)) is None else float(y) for x in xs]
 
     # -- the lake ------------------------------------------------------------------
 

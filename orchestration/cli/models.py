@@ -348,20 +348,33 @@ def score(
 
 @click.command()
 @click.option("--model", "name", required=True)
-@click.option("--topic", required=True)
-@click.option("--partition", type=int, required=True)
-@click.option("--offset", type=int, required=True)
+@click.option("--topic", default=None, help="A Kafka event's topic ...")
+@click.option("--partition", type=int, default=None, help="... partition ...")
+@click.option("--offset", type=int, default=None, help="... and offset.")
+@click.option("--request-id", default=None, help="Or an HTTP request's id.")
+@click.option("--entity", default=None, help="One entity key of that request.")
 @click.pass_context
 @friendly_errors
-def lineage(ctx: click.Context, name: str, topic: str, partition: int, offset: int) -> None:
-    """Which model version scored a record, and which records trained that version."""
+def lineage(
+    ctx: click.Context,
+    name: str,
+    topic: str | None,
+    partition: int | None,
+    offset: int | None,
+    request_id: str | None,
+    entity: str | None,
+) -> None:
+    """Which model version scored a record or request, and which records trained it."""
     import polars as pl
 
     from lake.names import features as features_table
     from training import explain
 
+    if request_id is None and None in (topic, partition, offset):
+        raise click.UsageError("pass --topic, --partition and --offset, or --request-id")
     settings = settings_of(ctx)
-    e = explain(settings.lake(), name, topic, partition, offset)
+    e = explain(settings.lake(), name, topic, partition, offset, request_id=request_id,
+                entity_key=entity)  # fmt: skip
     click.echo(str(e))
     rows = e.training_rows.select(pl.len()).collect().item() if e.feature_set else 0
     table = features_table(e.feature_set) if e.feature_set else "(none)"

@@ -1,0 +1,391 @@
+"""`eventlake serve`: the scoring engine's HTTP front door (FastAPI on uvicorn).
+
+Routes (OpenAPI at ``/openapi.json``, docs at ``/docs``):
+
+- ``POST /models/{name}/predict``: predictions for one or many events (typed as
+  the model's source events; see :mod:`orchestration.serving.requests`), by the
+  champion, an ``alias`` or a pinned ``version``. Canary entities are answered
+  by the challenger; shadow predictions are recorded, never returned.
+- ``POST /topics/{topic}/events``: events produced to Kafka in the registry's
+  Avro framing, so they land in the lake (and the learning loop) like any other.
+- ``GET /models``, ``GET /models/{name}``: versions, aliases, launch configuration.
+- ``GET /health`` (alive), ``GET /ready`` (every model has a version loaded),
+  ``GET /metrics`` (Prometheus).
+
+Every request's predictions (every role) are appended to ``predictions/<model>``
+with the request id by a background writer, about once a second. Feature state
+is the engine's online state, following the lake every ``catch_up_s`` seconds
+(or shared through Redis, see :mod:`orchestration.serving.online_store`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import polars as pl
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+
+from features import OnlineFeatures
+from ingest import EventProducer, InvalidEvent
+from lake import Lake, SchemaNotFound, SchemaStore
+from lake.names import COORDINATES, DATE, KAFKA_TIMESTAMP, SubjectStrategy, subject
+from orchestration.serving.metrics import ServingMetrics
+from orchestration.serving.requests import MAX_EVENTS, predict_request_model
+from training import (
+    ModelNotFound,
+    ModelRegistry,
+    ModelSpec,
+    ScoringEngine,
+    Target,
+    append_predictions,
+)
+
+__all__ = ["ModelServer", "PredictionLog", "create_app"]
+
+log = logging.getLogger(__name__)
+
+
+class Prediction(BaseModel):
+    """One answered prediction."""
+
+    entity_key: str | None
+    prediction: float | None = Field(description="None while the model cannot predict yet")
+    model_version: int
+    role: str = Field(description="serving, or canary when the challenger answered")
+
+
+class PredictResponse(BaseModel):
+    """The answer to a predict request."""
+
+    model: str
+    request_id: str
+    predictions: list[Prediction]
+
+
+class EventsRequest(BaseModel):
+    """Events to produce to a topic (each one a record of the subject's newest schema)."""
+
+    events: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_EVENTS)
+    key_field: str | None = Field(None, description="The field whose value keys the record.")
+    record: str | None = Field(
+        None, description="The record's full name (record and topic_record strategies)."
+    )
+
+
+class EventsResponse(BaseModel):
+    """Where the events went."""
+
+    topic: str
+    subject: str
+    schema_id: int
+    offsets: list[tuple[int, int]] = Field(description="(partition, offset) of each event")
+
+
+class ModelServer:
+    """One model behind the HTTP front door: its online features (shared by every
+    target), and an engine per target, made on first use."""
+
+    def __init__(self, lake: Lake, spec: ModelSpec, *, reload_s: float = 2.0) -> None:
+        self.lake, self.spec, self.reload_s = lake, spec, reload_s
+        self.lock = threading.RLock()
+        self._online: OnlineFeatures | None = None
+        self._engines: dict[str, ScoringEngine] = {}
+
+    @property
+    def online(self) -> OnlineFeatures:
+        """The online feature state, loaded from the lake on first use."""
+        with self.lock:
+            if self._online is None:
+                self._online = OnlineFeatures.load(self.lake, self.spec.feature_set)
+            return self._online
+
+    def engine(self, target: Target) -> ScoringEngine:
+        """The engine of ``target``; raises :class:`ModelNotFound` if it names nothing."""
+        with self.lock:
+            engine = self._engines.get(target.label)
+            if engine is None:
+                engine = ScoringEngine(
+                    self.lake, self.spec, target=target, front_door="http",
+                    reload_s=self.reload_s, online=self.online, lock=self.lock,
+                )  # fmt: skip
+                self._engines[target.label] = engine
+            return engine
+
+    def catch_up(self) -> int:
+        """Observe what ingest has added to the source since (see ``OnlineFeatures``)."""
+        if self._online is None:
+            return 0
+        with self.lock:
+            return self.online.catch_up(self.lake)
+
+    def close(self) -> None:
+        """Record the unload of every engine's versions."""
+        for engine in self._engines.values():
+            engine.close()
+
+
+class PredictionLog:
+    """Appends request predictions to the lake from a background thread, in batches."""
+
+    def __init__(self, lake: Lake, every_s: float = 1.0) -> None:
+        self.lake, self.every_s = lake, every_s
+        self._queue: queue.Queue[pl.DataFrame] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def put(self, predictions: pl.DataFrame) -> None:
+        """Queue ``predictions`` for the next write."""
+        self._queue.put(predictions)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is queued, one commit per model."""
+        frames = []
+        while True:
+            try:
+                frames.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        if not frames:
+            return
+        for (model,), group in pl.concat(frames).group_by(["model"]):
+            try:
+                append_predictions(self.lake, str(model), group)
+            except Exception as e:  # the log must never stop serving
+                log.error("could not record %d predictions of %s: %s", group.height, model, e)
+
+    def close(self) -> None:
+        """Stop the thread and write what is left."""
+        self._stop.set()
+        self._thread.join(10)
+        self.flush()
+
+
+def create_app(
+    lake: Lake,
+    specs: list[ModelSpec],
+    *,
+    bootstrap_servers: str | None = None,
+    registry_url: str | None = None,
+    subject_strategy: SubjectStrategy = "topic",
+    reload_s: float = 2.0,
+    catch_up_s: float = 1.0,
+    metrics: ServingMetrics | None = None,
+) -> FastAPI:
+    """The HTTP front door for ``specs`` over ``lake``; events are posted to Kafka at
+    ``bootstrap_servers`` (the route is absent without one).
+
+    >>> app = create_app(Lake("./lake"), [eta], bootstrap_servers=b)  # doctest: +SKIP
+    >>> uvicorn.run(app, host="127.0.0.1", port=8000)                 # doctest: +SKIP
+    """
+    metrics = metrics or ServingMetrics()
+    registry = ModelRegistry(lake)
+    servers = {s.name: ModelServer(lake, s, reload_s=reload_s) for s in specs}
+    store = SchemaStore.open(lake)
+    producer = EventProducer(bootstrap_servers, store, registry_url) if bootstrap_servers else None
+    predictions = PredictionLog(lake)
+    stop = threading.Event()
+
+    def follow_lake() -> None:
+        while not stop.wait(catch_up_s):
+            for server in servers.values():
+                try:
+                    server.catch_up()
+                except Exception as e:  # keep serving on the state we have
+                    log.warning("%s: catching up with the lake failed: %s", server.spec.name, e)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        for server in servers.values():  # warm up: load state and champion now
+            try:
+                server.engine(Target())
+            except ModelNotFound as e:
+                log.warning("%s: not ready (%s)", server.spec.name, e)
+        follower = threading.Thread(target=follow_lake, name="follow-lake", daemon=True)
+        follower.start()
+        yield
+        stop.set()
+        follower.join(10)
+        predictions.close()
+        for server in servers.values():
+            server.close()
+
+    app = FastAPI(
+        title="eventlake serving",
+        version="1",
+        description="Predictions from eventlake's models; events into the lake.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(ModelNotFound)
+    async def not_found(_: Request, e: ModelNotFound) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": str(e)})
+
+    @app.get("/health", tags=["ops"])
+    def health() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["ops"], responses={503: {"description": "A model has no version"}})
+    def ready() -> JSONResponse:
+        """Every model has its champion (or newest version) loaded."""
+        missing = {}
+        for name, server in servers.items():
+            try:
+                server.engine(Target())
+            except ModelNotFound as e:
+                missing[name] = str(e)
+        body = {"ready": not missing, "models": sorted(servers), "missing": missing}
+        return JSONResponse(status_code=503 if missing else 200, content=body)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/models", tags=["models"])
+    def list_models() -> list[dict[str, Any]]:
+        """Every served model with its versions, aliases and launch."""
+        return [_describe(registry, name) for name in sorted(servers)]
+
+    @app.get("/models/{name}", tags=["models"], responses={404: {"description": "No such model"}})
+    def get_model(name: str) -> dict[str, Any]:
+        """One model's versions, aliases and launch configuration."""
+        if name not in servers:
+            raise HTTPException(404, f"model {name!r} is not served here ({', '.join(servers)})")
+        return _describe(registry, name)
+
+    for spec in specs:
+        _add_predict_route(app, lake, servers[spec.name], predictions, metrics)
+
+    if producer is not None:
+
+        @app.post(
+            "/topics/{topic}/events",
+            tags=["events"],
+            status_code=202,
+            responses={404: {"description": "No schema for the topic's subject"}},
+        )
+        def post_events(topic: str, body: EventsRequest) -> EventsResponse:
+            """Produce events to ``topic`` in the registry's Avro framing."""
+            subj = subject(topic, subject_strategy, body.record)
+            if subj is None:
+                raise _invalid(("body", "record"), f"required under the {subject_strategy} "
+                               "subject strategy: the record's full name")  # fmt: skip
+            try:
+                schema_id, _ = producer.schema(subj)
+                offsets = producer.send(topic, subj, body.events, key_field=body.key_field)
+            except SchemaNotFound as e:
+                raise HTTPException(404, f"{e}: register the schema of {subj!r} first") from None
+            except InvalidEvent as e:
+                loc = ("body", "key_field") if e.index < 0 else ("body", "events", e.index, e.field)
+                raise _invalid(loc, e.problem) from None
+            return EventsResponse(topic=topic, subject=subj, schema_id=schema_id, offsets=offsets)
+
+    return app
+
+
+def _invalid(loc: tuple[Any, ...], msg: str) -> HTTPException:
+    """A 422 shaped like FastAPI's own validation errors (``loc`` names the field)."""
+    return HTTPException(422, [{"loc": list(loc), "msg": msg, "type": "value_error"}])
+
+
+def _add_predict_route(
+    app: FastAPI,
+    lake: Lake,
+    server: ModelServer,
+    log_: PredictionLog,
+    metrics: ServingMetrics,
+) -> None:
+    spec = server.spec
+    if not lake.exists(spec.feature_set.source):
+        log.warning("%s: %s is not in the lake yet; no predict route", spec.name,
+                    spec.feature_set.source)  # fmt: skip
+        return
+    dtypes = lake.scan(spec.feature_set.source).collect_schema()
+    request_model = predict_request_model(spec, dtypes)
+
+    def predict(body: Any) -> PredictResponse:  # typed below, per model
+        target = Target(version=body.version) if body.version else Target(body.alias or "champion")
+        engine = server.engine(target)
+        rid = body.request_id or uuid.uuid4().hex
+        t0 = time.perf_counter()
+        scored = engine.score(_frame(spec, body.events, dtypes), request_id=rid, observe=False)
+        metrics.count(scored, time.perf_counter() - t0)
+        log_.put(scored)
+        answered = scored.filter(pl.col("role") != "shadow")
+        return PredictResponse(
+            model=spec.name,
+            request_id=rid,
+            predictions=[Prediction(**r) for r in answered.select(
+                "entity_key", "prediction", "model_version", "role").iter_rows(named=True)],
+        )  # fmt: skip
+
+    predict.__annotations__["body"] = request_model
+    app.post(
+        f"/models/{spec.name}/predict",
+        tags=["predict"],
+        summary=f"Predict with {spec.name}",
+        responses={404: {"description": "No such version or alias"}},
+        name=f"predict_{spec.name}",
+    )(predict)
+
+
+def _frame(spec: ModelSpec, events: list[BaseModel], dtypes: pl.Schema) -> pl.DataFrame:
+    """Request events as silver-shaped rows: typed as silver, no Kafka coordinates, Kafka's
+    timestamp now, the date of the event time."""
+    fs = spec.feature_set
+    now = dt.datetime.now(dt.UTC)
+    rows = [e.model_dump() for e in events]
+    for r in rows:
+        r[KAFKA_TIMESTAMP] = now
+    cols = [c for c in rows[0] if c in dtypes]
+    frame = pl.DataFrame(rows, schema={c: dtypes[c] for c in cols})
+    t = pl.col(fs.event_time)
+    return frame.with_columns(
+        pl.lit(None, pl.String).alias(COORDINATES[0]),
+        pl.lit(None, pl.Int32).alias(COORDINATES[1]),
+        pl.lit(None, pl.Int64).alias(COORDINATES[2]),
+        t.dt.date().alias(DATE),
+    )
+
+
+def _describe(registry: ModelRegistry, name: str) -> dict[str, Any]:
+    launch = registry.launch(name)
+    versions = registry.versions(name)
+    return {
+        "name": name,
+        "versions": [
+            {
+                "version": r["version"],
+                "kind": r["kind"],
+                "created_at": str(r["created_at"]),
+                "rows": r["rows"],
+                "metrics": r["metrics"],
+            }
+            for r in versions.iter_rows(named=True)
+        ],
+        "aliases": registry.aliases(name),
+        "launch": {
+            "mode": launch.mode,
+            "challenger": launch.challenger,
+            "fraction": launch.fraction,
+            "by": launch.by,
+            "reason": launch.reason,
+            "set_at": str(launch.set_at) if launch.set_at else None,
+        },
+    }
