@@ -85,6 +85,17 @@ class Settings(BaseSettings):
         None, ge=1, le=65535, description="Serve Prometheus metrics on this port."
     )
     metrics_host: str = Field("127.0.0.1", description="Address the metrics server binds.")
+    serve_models: str = Field(
+        "", description="Comma-separated models `eventlake serve` serves; empty = every one."
+    )
+    serve_reload_s: float = Field(
+        2.0, gt=0, description="How often scorers re-read aliases and launches (seconds)."
+    )
+    online_store_url: str | None = Field(
+        None,
+        description="Redis URL of the online feature state shared by scoring processes; "
+        "unset = in memory, loaded from the lake.",
+    )
     definitions: str = Field(
         "orchestration.demo.definitions",
         description="Comma-separated modules that register feature sets and models.",

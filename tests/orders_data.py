@@ -6,13 +6,19 @@ from __future__ import annotations
 import json
 
 import polars as pl
+from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from river import linear_model, metrics, preprocessing
 
-from features import FeatureSet, prior_count
-from ingest import Record
+from features import FeatureSet, prior_count, update_features
+from ingest import EmbeddedBroker, Record, produce
+from ingest.schema_registry_api import SchemaRegistryServer
+from lake import Lake, SchemaStore
+from tests.conftest import ingest_until_caught_up
+from training import ModelRegistry, learn_online
+from training.release import promote
 from training.specs import ModelSpec
 
 SCHEMA = json.dumps(
@@ -67,3 +73,24 @@ def orders(server_url: str, topic: str, ids: range) -> list[Record]:
         )
         for i in ids
     ]
+
+
+def trained_lake(broker: EmbeddedBroker, root: str, topic: str) -> tuple[Lake, ModelSpec, str]:
+    """400 orders on a new 2-partition ``topic``, in the lake at ``root``, with v1 (online,
+    champion, learned from the first 300) and v2 (online, all 400) of ``spec(topic)``."""
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(timeout=10)
+    s, lake = spec(topic), Lake(root)
+    with SchemaRegistryServer(SchemaStore.open(lake)) as server:
+        produce(broker.bootstrap_servers, topic, orders(server.url, topic, range(0, 300)))
+        ingest_until_caught_up(broker, topic, root)
+        update_features(lake, s.feature_set)
+        v1 = learn_online(lake, s).version
+        assert v1 is not None
+        promote(ModelRegistry(lake), s.name, v1.version, by="test")
+        produce(broker.bootstrap_servers, topic, orders(server.url, topic, range(300, 400)))
+        ingest_until_caught_up(broker, topic, root)
+        update_features(lake, s.feature_set)
+        v2 = learn_online(lake, s).version
+        assert v2 is not None and v2.version == 2
+    return lake, s, topic

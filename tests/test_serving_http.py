@@ -8,39 +8,21 @@ import uuid
 
 import polars as pl
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
 from fastapi.testclient import TestClient
 
-from features import OnlineFeatures, update_features
-from ingest import produce
-from ingest.schema_registry_api import SchemaRegistryServer
-from lake import Lake, SchemaStore
+from features import OnlineFeatures
 from orchestration.serving.http import create_app
 from tests.conftest import ingest_until_caught_up
-from tests.orders_data import orders, spec
-from training import ModelRegistry, explain, learn_online
-from training.release import launch, promote
+from tests.orders_data import trained_lake
+from training import ModelRegistry, explain
+from training.release import launch
 
 
 @pytest.fixture(scope="module")
 def served(broker, tmp_path_factory):
     """A lake with orders on a 2-partition topic, v1 (champion) and v2 of a model."""
     root = str(tmp_path_factory.mktemp("serving") / "lake")
-    topic = f"orders-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
-    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(timeout=10)
-    s, lake = spec(topic), Lake(root)
-    with SchemaRegistryServer(SchemaStore.open(lake)) as server:
-        produce(broker.bootstrap_servers, topic, orders(server.url, topic, range(0, 300)))
-        ingest_until_caught_up(broker, topic, root)
-        update_features(lake, s.feature_set)
-        v1 = learn_online(lake, s).version
-        promote(ModelRegistry(lake), s.name, v1.version, by="test")
-        produce(broker.bootstrap_servers, topic, orders(server.url, topic, range(300, 400)))
-        ingest_until_caught_up(broker, topic, root)
-        update_features(lake, s.feature_set)
-        assert learn_online(lake, s).version.version == 2
-    return lake, s, topic
+    return trained_lake(broker, root, f"orders-{uuid.uuid4().hex[:8]}")
 
 
 def _client(broker, lake, s):
@@ -118,8 +100,9 @@ def test_shadow_and_canary_launches_without_restart_and_the_audit(broker, served
         first = c.post(predict, json={"events": events, "request_id": "canary-1"}).json()
         again = c.post(predict, json={"events": events}).json()
         split = {p["entity_key"]: (p["model_version"], p["role"]) for p in first["predictions"]}
-        assert split == {p["entity_key"]: (p["model_version"], p["role"])
-                         for p in again["predictions"]}  # fmt: skip  (stable per entity)
+        assert split == {
+            p["entity_key"]: (p["model_version"], p["role"]) for p in again["predictions"]
+        }  # fmt: skip  (stable per entity)
         assert set(split.values()) == {(1, "serving"), (2, "canary")}
         assert 10 <= sum(v == (2, "canary") for v in split.values()) <= 30
 
@@ -159,9 +142,7 @@ def test_posted_events_land_in_the_lake(broker, served):
                      json={"events": [{**EVENT, "minutes": "soon"}]})  # fmt: skip
         assert bad.status_code == 422
         assert bad.json()["detail"][0]["loc"] == ["body", "events", 0, "minutes"]
-        nokey = c.post(
-            f"/topics/{topic}/events", json={"events": [EVENT], "key_field": "colour"}
-        )
+        nokey = c.post(f"/topics/{topic}/events", json={"events": [EVENT], "key_field": "colour"})
         assert nokey.status_code == 422 and nokey.json()["detail"][0]["loc"][-1] == "key_field"
         assert c.post("/topics/nowhere/events", json={"events": [EVENT]}).status_code == 404
     before = lake.scan(s.feature_set.source).select(pl.len()).collect().item()

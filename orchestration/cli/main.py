@@ -21,6 +21,7 @@ from orchestration.cli.models import (
     score,
 )
 from orchestration.cli.replay import replay
+from orchestration.cli.serve import serve
 from orchestration.signals import stop_on_signals
 
 __all__ = ["main"]
@@ -301,6 +302,7 @@ for command in (
     evaluate_cmd,
     models,
     score,
+    serve,
     lineage,
 ):
     cli.add_command(command)

@@ -28,10 +28,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import polars as pl
 from fastapi import FastAPI, HTTPException, Request
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
@@ -39,7 +40,14 @@ from pydantic import BaseModel, Field
 from features import OnlineFeatures
 from ingest import EventProducer, InvalidEvent
 from lake import Lake, SchemaNotFound, SchemaStore
-from lake.names import COORDINATES, DATE, KAFKA_TIMESTAMP, SubjectStrategy, subject
+from lake.names import (
+    COORDINATES,
+    DATE,
+    KAFKA_TIMESTAMP,
+    SubjectStrategy,
+    subject,
+    topic_of_subject,
+)
 from orchestration.serving.metrics import ServingMetrics
 from orchestration.serving.requests import MAX_EVENTS, predict_request_model
 from training import (
@@ -273,13 +281,9 @@ def create_app(
         _add_predict_route(app, lake, servers[spec.name], predictions, metrics)
 
     if producer is not None:
+        known = (topic_of_subject(x, subject_strategy) for x in _subjects(store))
+        topics = sorted({t for t in known if t}) or ["orders"]
 
-        @app.post(
-            "/topics/{topic}/events",
-            tags=["events"],
-            status_code=202,
-            responses={404: {"description": "No schema for the topic's subject"}},
-        )
         def post_events(topic: str, body: EventsRequest) -> EventsResponse:
             """Produce events to ``topic`` in the registry's Avro framing."""
             subj = subject(topic, subject_strategy, body.record)
@@ -296,7 +300,25 @@ def create_app(
                 raise _invalid(loc, e.problem) from None
             return EventsResponse(topic=topic, subject=subj, schema_id=schema_id, offsets=offsets)
 
+        # Typed here, not in the signature: the examples are this app's topics.
+        post_events.__annotations__["topic"] = Annotated[
+            str, PathParam(examples=topics, description="A topic with a registered value schema")
+        ]
+        app.post(
+            "/topics/{topic}/events",
+            tags=["events"],
+            status_code=202,
+            responses={404: {"description": "No schema for the topic's subject"}},
+        )(post_events)
+
     return app
+
+
+def _subjects(store: SchemaStore) -> list[str]:
+    try:
+        return store.subjects()
+    except Exception:  # an empty registry: no examples
+        return []
 
 
 def _invalid(loc: tuple[Any, ...], msg: str) -> HTTPException:

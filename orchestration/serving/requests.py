@@ -10,7 +10,7 @@ shows each model's exact event.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -22,15 +22,21 @@ __all__ = ["event_fields", "event_model", "predict_request_model"]
 
 _LINEAGE = {*COORDINATES, KAFKA_TIMESTAMP, DATE}
 MAX_EVENTS = 1000
+_BITS = {"Int8": 8, "Int16": 16, "Int32": 32, "UInt8": 8, "UInt16": 16, "UInt32": 32}
 
 
 def _python_type(t: pl.DataType) -> Any:
     if t == pl.Boolean:
         return bool
-    if t.is_integer():
-        return int
+    if t.is_integer():  # bounded as the column is: an overflow is the client's error
+        bits = _BITS.get(str(t), 64)
+        if t.is_unsigned_integer():
+            lo, hi = 0, 2**bits - 1
+        else:
+            lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+        return Annotated[int, Field(ge=lo, le=hi)]
     if t.is_float():
-        return float
+        return Annotated[float, Field(allow_inf_nan=False)]
     if t == pl.String:
         return str
     if isinstance(t, pl.Datetime):
