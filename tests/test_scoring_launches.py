@@ -1,0 +1,85 @@
+"""The Kafka front door with launches: a shadow scores beside the champion (recorded,
+never published), several models share one consume loop, a pinned version has its own
+fence and group, and every (model, target, role, input offset) is written once."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import uuid
+
+import polars as pl
+from confluent_kafka import Consumer, TopicPartition
+
+from lake import Lake
+from orchestration.serving import ServingMetrics, run_scoring
+from tests.orders_data import trained_lake
+from training import ModelRegistry, Target, learn_online
+from training.release import launch, promote
+
+
+def _published(bootstrap: str, topic: str) -> int:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"v-{uuid.uuid4().hex[:6]}"})
+    c.assign([TopicPartition(topic, p, 0) for p in range(2)])
+    n, quiet = 0, time.monotonic()
+    while time.monotonic() - quiet < 2.0:
+        got = [m for m in c.consume(500, 0.3) if m.error() is None]
+        if got:
+            n, quiet = n + len(got), time.monotonic()
+    c.close()
+    return n
+
+
+def test_shadow_several_models_and_a_pinned_version(broker, tmp_path):
+    topic = f"orders-{uuid.uuid4().hex[:8]}"
+    lake, eta, _ = trained_lake(broker, str(tmp_path / "lake"), topic)
+    other = dataclasses.replace(eta, name=f"{eta.name}_b")  # a second model, same events
+    registry = ModelRegistry(lake)
+    promote(registry, other.name, learn_online(lake, other).version.version, by="test")
+    launch(registry, eta.name, "shadow", challenger=2, by="test", reason="dark launch")
+
+    metrics = ServingMetrics()
+    kw = dict(bootstrap_servers=broker.bootstrap_servers, lake=lake, topic=topic,
+              stop=threading.Event(), from_beginning=True, until_caught_up=True)  # fmt: skip
+    first = run_scoring(specs=[eta, other], metrics=metrics, **kw)
+    assert first.events == 400
+    assert first.roles == {"serving": 800, "shadow": 400}
+    assert first.predictions == 800  # answered (published): serving only
+
+    preds = lake.scan(f"predictions.{eta.name}").collect()
+    assert preds.group_by("model_version", "role", "target").len().sort("role").rows() == [
+        (1, "serving", "champion", 400),
+        (2, "shadow", "champion", 400),
+    ]
+    assert lake.scan(f"predictions.{other.name}").collect().height == 400
+    assert _published(broker.bootstrap_servers, f"{eta.name}-predictions") == 400
+    sample = {"model": eta.name, "version": "2", "role": "shadow", "front_door": "kafka"}
+    assert metrics.registry.get_sample_value("eventlake_serving_predictions_total", sample) == 400
+
+    again = run_scoring(specs=[eta, other], **kw)
+    assert (again.events, again.predictions) == (0, 0)  # the lake says all is scored
+
+    pinned = run_scoring(specs=[eta], target=Target(version=2), **kw)
+    assert pinned.roles == {"serving": 400}  # a pinned version serves alone
+    preds = lake.scan(f"predictions.{eta.name}").collect()
+    assert preds.height == 1200
+    keys = ["model", "target", "role", "input_partition", "input_offset"]
+    assert preds.select(pl.struct(keys).n_unique()).item() == 1200
+    v2 = preds.filter(pl.col("target") == "v2")
+    assert v2["model_version"].unique().to_list() == [2]
+    # The shadow and the pinned scorer ran the same version on the same features.
+    shadow = preds.filter(pl.col("role") == "shadow").sort("input_partition", "input_offset")
+    assert (
+        shadow["prediction"].to_list()
+        == v2.sort("input_partition", "input_offset")["prediction"].to_list()
+    )
+
+    log = registry.access_log(eta.name).filter(pl.col("front_door") == "kafka")
+    assert log.filter(pl.col("event") == "load").select("version", "role", "target").rows() == [
+        (1, "serving", "champion"), (2, "shadow", "champion"),
+        (1, "serving", "champion"), (2, "shadow", "champion"),
+        (2, "serving", "v2"),
+    ]  # fmt: skip
+    assert log.filter(pl.col("event") == "unload").height == 5
+    assert Lake(lake.root).exists(f"predictions.{other.name}")
