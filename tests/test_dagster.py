@@ -128,7 +128,14 @@ def test_definitions_load_and_describe_every_asset(fed):
         "silver_plus_dead_letters_equal_bronze",
     ]
     names = {j.name for j in defs.jobs}  # type: ignore[union-attr]
-    assert {"replay_job", "republish_job", "erase_job", "maintenance_job", "retrain_eta"} <= names
+    assert {
+        "replay_job",
+        "republish_job",
+        "erase_job",
+        "maintenance_job",
+        "release_job",
+        "retrain_eta",
+    } <= names
     out = subprocess.run(
         [str(Path(sys.executable).parent / "dg"), "check", "defs"],
         cwd=ROOT,
@@ -389,6 +396,35 @@ def test_operator_jobs_run_with_typed_config(fed):
     )
     assert erase.success
     assert _silver(lake, "order_placed-value").filter(pl.col("order_id") == 3).is_empty()
+
+    registry = ModelRegistry(Lake(lake))
+    for _ in range(2):
+        registry.register("rel", "batch", model=None)
+
+    def release(**config: object) -> bool:
+        return (
+            defs.resolve_job_def("release_job")
+            .execute_in_process(
+                run_config={**QUIET, "ops": {"release_op": {"config": {"model": "rel", **config}}}},
+                instance=instance,
+            )
+            .success
+        )
+
+    assert release(action="promote", version=1, by="ana")
+    assert release(action="launch", mode="canary", version=2, fraction=0.2, reason="try v2")
+    current = registry.launch("rel")
+    assert (current.mode, current.challenger, current.fraction) == ("canary", 2, 0.2)
+    assert "(dagster run " in current.by and current.reason == "try v2"
+    assert release(action="promote", version=2)
+    assert registry.launch("rel").mode == "none"  # promoting the challenger ends its launch
+    assert release(action="rollback", reason="latency")
+    assert registry.alias("rel", "champion") == 1
+    assert registry.alias_history("rel")["reason"].to_list() == [
+        "promoted", "promoted", "latency"
+    ]  # fmt: skip
+    with pytest.raises(dg.DagsterInvalidConfigError, match="action"):
+        release(action="deploy")
     with pytest.raises(dg.DagsterInvalidConfigError, match="subject"):
         defs.resolve_job_def("replay_job").execute_in_process(
             run_config={"ops": {"replay_silver_op": {"config": {"start": DAY1, "end": DAY2}}}},

@@ -19,7 +19,13 @@ import dagster as dg
 from orchestration.defs.automation import build_automation
 from orchestration.defs.checks import build_checks
 from orchestration.defs.feature_assets import features_asset
-from orchestration.defs.jobs import erase_job, maintenance_job, replay_job, republish_job
+from orchestration.defs.jobs import (
+    erase_job,
+    maintenance_job,
+    release_job,
+    replay_job,
+    republish_job,
+)
 from orchestration.defs.lake_assets import bronze_asset, dead_letters_asset, silver_asset
 from orchestration.defs.model_assets import model_assets
 from orchestration.defs.resources import LakeResource
@@ -62,7 +68,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=build_assets(topo, partitions),
         asset_checks=build_checks(topo),
-        jobs=[replay_job, republish_job, erase_job, maintenance_job, *jobs],
+        jobs=[replay_job, republish_job, erase_job, maintenance_job, release_job, *jobs],
         schedules=schedules,
         sensors=sensors,
         resources={"lake": LakeResource.from_settings(settings)},

@@ -1,6 +1,8 @@
-"""The operator's jobs with typed config: replay, re-publish, erasure, maintenance."""
+"""The operator's jobs with typed config: replay, re-publish, erasure, maintenance,
+releases (launch, promote, roll back a model version)."""
 
 import datetime as dt
+from typing import Literal
 
 import dagster as dg
 
@@ -9,8 +11,10 @@ from lake import DEFAULT_RETENTION_HOURS, maintain_lake, subject_topics
 from orchestration.defs.resources import LakeResource
 from orchestration.erasure import erase_everywhere
 from orchestration.spec_loader import load_definitions
+from training import ModelRegistry, os_user
+from training.release import launch, promote, rollback
 
-__all__ = ["erase_job", "maintenance_job", "replay_job", "republish_job"]
+__all__ = ["erase_job", "maintenance_job", "release_job", "replay_job", "republish_job"]
 
 
 class ReplayConfig(dg.Config):
@@ -44,6 +48,37 @@ class MaintenanceConfig(dg.Config):
     compact: bool = True
     vacuum: bool = True
     retention_hours: float = DEFAULT_RETENTION_HOURS
+
+
+class ReleaseConfig(dg.Config):
+    """Launch a challenger (shadow or canary), end a launch, promote or roll back. Recorded
+    in the model registry with who (``by``, default the run's OS user), when and why."""
+
+    model: str
+    action: Literal["launch", "promote", "rollback"]
+    mode: Literal["shadow", "canary", "none"] = "shadow"  # launch only
+    version: int | None = None  # the challenger (launch) or the new champion (promote)
+    fraction: float = 0.0  # canary only: share of entities, (0, 1]
+    by: str = ""
+    reason: str = ""
+
+
+@dg.op
+def release_op(context: dg.OpExecutionContext, config: ReleaseConfig, lake: LakeResource) -> None:
+    registry = ModelRegistry(lake.handle())
+    by = config.by or f"{os_user()} (dagster run {context.run_id[:8]})"
+    if config.action == "launch":
+        done = launch(registry, config.model, config.mode, challenger=config.version,
+                      fraction=config.fraction, by=by, reason=config.reason)  # fmt: skip
+        context.log.info(f"{config.model}: launch {done.mode} of v{done.challenger}")
+    elif config.action == "promote":
+        if config.version is None:
+            raise dg.Failure("promote needs `version`: the version to make champion")
+        promote(registry, config.model, config.version, by=by, reason=config.reason)
+        context.log.info(f"{config.model}: champion is v{config.version}")
+    else:
+        v = rollback(registry, config.model, by=by, reason=config.reason)
+        context.log.info(f"{config.model}: rolled back to v{v}")
 
 
 @dg.op
@@ -131,3 +166,8 @@ def erase_job() -> None:
 @dg.job(description="Compact, checkpoint, clean the log of and vacuum every table.")
 def maintenance_job() -> None:
     maintain_op()
+
+
+@dg.job(description="Launch, promote or roll back a model version (scorers follow live).")
+def release_job() -> None:
+    release_op()
