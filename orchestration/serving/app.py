@@ -18,7 +18,7 @@ def app_from_settings(settings: Settings) -> FastAPI:
     >>> app_from_settings(Settings(serve_models="nope"))
     Traceback (most recent call last):
     ...
-    orchestration.errors.ConfigError: setting serve_models: unknown model 'nope' ...
+    orchestration.errors.ConfigError: setting serve_models: unknown model 'nope'; ...
     """
     from orchestration.errors import ConfigError
 
@@ -37,6 +37,7 @@ def app_from_settings(settings: Settings) -> FastAPI:
         registry_url=settings.registry_url,
         subject_strategy=settings.subject_strategy,
         reload_s=settings.serve_reload_s,
+        online_store_url=settings.online_store_url,
     )
 
 

@@ -15,7 +15,7 @@ Routes (OpenAPI at ``/openapi.json``, docs at ``/docs``):
 Every request's predictions (every role) are appended to ``predictions/<model>``
 with the request id by a background writer, about once a second. Feature state
 is the engine's online state, following the lake every ``catch_up_s`` seconds
-(or shared through Redis, see :mod:`orchestration.serving.online_store`).
+(or shared through Redis with the scorers: :mod:`orchestration.serving.online_store`).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from lake.names import (
     topic_of_subject,
 )
 from orchestration.serving.metrics import ServingMetrics
+from orchestration.serving.online_store import load_online
 from orchestration.serving.requests import MAX_EVENTS, predict_request_model
 from training import (
     ModelNotFound,
@@ -62,6 +63,8 @@ from training import (
 __all__ = ["ModelServer", "PredictionLog", "create_app"]
 
 log = logging.getLogger(__name__)
+
+PREDICT_ROUTE = "/models/{name}/predict"  # an HTTP route (one per model), not a table
 
 
 class Prediction(BaseModel):
@@ -104,8 +107,16 @@ class ModelServer:
     """One model behind the HTTP front door: its online features (shared by every
     target), and an engine per target, made on first use."""
 
-    def __init__(self, lake: Lake, spec: ModelSpec, *, reload_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        lake: Lake,
+        spec: ModelSpec,
+        *,
+        reload_s: float = 2.0,
+        online_store_url: str | None = None,
+    ) -> None:
         self.lake, self.spec, self.reload_s = lake, spec, reload_s
+        self.online_store_url = online_store_url
         self.lock = threading.RLock()
         self._online: OnlineFeatures | None = None
         self._engines: dict[str, ScoringEngine] = {}
@@ -115,7 +126,8 @@ class ModelServer:
         """The online feature state, loaded from the lake on first use."""
         with self.lock:
             if self._online is None:
-                self._online = OnlineFeatures.load(self.lake, self.spec.feature_set)
+                self._online = load_online(self.lake, self.spec.feature_set,
+                                           self.online_store_url)  # fmt: skip
             return self._online
 
     def engine(self, target: Target) -> ScoringEngine:
@@ -194,6 +206,7 @@ def create_app(
     reload_s: float = 2.0,
     catch_up_s: float = 1.0,
     metrics: ServingMetrics | None = None,
+    online_store_url: str | None = None,
 ) -> FastAPI:
     """The HTTP front door for ``specs`` over ``lake``; events are posted to Kafka at
     ``bootstrap_servers`` (the route is absent without one).
@@ -203,7 +216,10 @@ def create_app(
     """
     metrics = metrics or ServingMetrics()
     registry = ModelRegistry(lake)
-    servers = {s.name: ModelServer(lake, s, reload_s=reload_s) for s in specs}
+    servers = {
+        s.name: ModelServer(lake, s, reload_s=reload_s, online_store_url=online_store_url)
+        for s in specs
+    }
     store = SchemaStore.open(lake)
     producer = EventProducer(bootstrap_servers, store, registry_url) if bootstrap_servers else None
     predictions = PredictionLog(lake)
@@ -359,7 +375,7 @@ def _add_predict_route(
 
     predict.__annotations__["body"] = request_model
     app.post(
-        f"/models/{spec.name}/predict",
+        PREDICT_ROUTE.format(name=spec.name),
         tags=["predict"],
         summary=f"Predict with {spec.name}",
         responses={404: {"description": "No such version or alias"}},

@@ -35,6 +35,7 @@ from lake import AppendResult, Lake, SchemaStore
 from lake.fenced import offset_ranges
 from lake.names import SubjectStrategy, layer_of, predictions
 from orchestration.serving.metrics import ServingMetrics
+from orchestration.serving.online_store import load_online
 from training import ModelSpec, ScoringEngine, Target
 
 __all__ = ["ScoringSink", "ScoringSummary", "run_scoring"]
@@ -168,10 +169,12 @@ def run_scoring(
     consumer_options: dict[str, str | int | float | bool] | None = None,
     broker_wait_s: float = 30.0,
     metrics: ServingMetrics | None = None,
+    online_store_url: str | None = None,
 ) -> ScoringSummary:
     """Score ``topic``'s events with every model of ``specs`` (each at ``target``, the
     champion by default, plus its launch's challenger) until ``stop`` is set or, with
-    ``until_caught_up``, the high watermarks seen at start are reached.
+    ``until_caught_up``, the high watermarks seen at start are reached. Scorers in one
+    group share the online features through the Redis at ``online_store_url``.
 
     >>> run_scoring(bootstrap_servers=b, lake=Lake("./lake"), specs=[eta],  # doctest: +SKIP
     ...             topic="orders", stop=threading.Event(), until_caught_up=True).events
@@ -185,7 +188,11 @@ def run_scoring(
     for spec in specs:
         out = f"{spec.name}-predictions"
         ensure_topic(admin, out, bootstrap_servers=bootstrap_servers, create=True, partitions=n)
-    engines = [ScoringEngine(lake, spec, target=target, front_door="kafka") for spec in specs]
+    engines = [
+        ScoringEngine(lake, spec, target=target, front_door="kafka",
+                      online=load_online(lake, spec.feature_set, online_store_url))
+        for spec in specs
+    ]  # fmt: skip
     resolver = SchemaResolver(SchemaStore.open(lake), registry_url)
     sink = ScoringSink(
         engines,
