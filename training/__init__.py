@@ -30,6 +30,7 @@ from training.scoring import (
     labeled_predictions,
     live_metrics,
     prediction_app_id,
+    prediction_frame,
 )
 from training.specs import ModelSpec, model_spec, model_specs, register_model
 
@@ -69,6 +70,7 @@ __all__ = [
     "os_user",
     "predict",
     "prediction_app_id",
+    "prediction_frame",
     "register_model",
     "replay_online",
     "retrain",

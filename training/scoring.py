@@ -54,6 +54,7 @@ __all__ = [
     "labeled_predictions",
     "live_metrics",
     "prediction_app_id",
+    "prediction_frame",
 ]
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,9 @@ PREDICTION_SCHEMA = pa.schema(
         pa.field("date", pa.date32(), nullable=False),
     ]
 )
+
+
+_POLARS_SCHEMA = pl.DataFrame(PREDICTION_SCHEMA.empty_table()).schema
 
 
 @dataclass(frozen=True)
@@ -252,52 +256,66 @@ class ScoringEngine:
             rows = self.online.features(events)
             if observe:
                 self.online.observe(events)
-            loaded = dict(self._loaded)
-            launch = self.launch
-        keys = rows[fs.key].cast(pl.String)
+            loaded, launch = dict(self._loaded), self.launch
         xs = [_clean(x) for x in rows.select(self.spec.feature_names).iter_rows(named=True)]
-        canary = (
-            [in_canary(k or "", launch.fraction) for k in keys]
-            if "canary" in loaded
-            else [False] * len(xs)
-        )
-        parts = []
+        meta = rows.select(fs.key, fs.event_time, *COORDINATES, DATE).rows()
+        return prediction_frame(self._records(xs, meta, loaded, launch, request_id, started))
+
+    def score_rows(
+        self, rows: list[dict[str, Any]], *, request_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """:meth:`score` for a few source-shaped dicts (a request's events), as dicts,
+        without building frames; never observed."""
+        if not rows:
+            return []
+        started = time.perf_counter()
+        self.refresh()
+        fs, names = self.spec.feature_set, self.spec.feature_names
+        with self._lock:
+            feats = self.online.feature_dicts(rows)
+            loaded, launch = dict(self._loaded), self.launch
+        xs = [_clean({n: f[n] for n in names}) for f in feats]
+        cols = (fs.key, fs.event_time, *COORDINATES, DATE)
+        meta = [tuple(r.get(c) for c in cols) for r in rows]
+        return self._records(xs, meta, loaded, launch, request_id, started)
+
+    def _records(
+        self,
+        xs: list[dict[str, Any]],
+        meta: list[tuple[Any, ...]],
+        loaded: dict[Role, ModelVersion],
+        launch: Launch,
+        request_id: str | None,
+        started: float,
+    ) -> list[dict[str, Any]]:
+        """One record per event and role, in event order (each event's roles together,
+        as a request's answer lists them)."""
+        keys = [None if m[0] is None else str(m[0]) for m in meta]
+        canary = [in_canary(k or "", launch.fraction) for k in keys] if "canary" in loaded else []
+        made: list[tuple[int, str, int, float | None]] = []
         for role, mv in loaded.items():
             if role == "shadow":  # everything, never answered
                 idx = list(range(len(xs)))
-            else:  # the canary its entities, the serving version the others
+            elif canary:  # the canary its entities, the serving version the others
                 idx = [i for i, c in enumerate(canary) if c == (role == "canary")]
-            if idx:
-                preds = self._predict(mv.model, [xs[i] for i in idx])
-                parts.append((role, mv.version, idx, preds))
+            else:
+                idx = list(range(len(xs)))
+            preds = self._predict(mv.model, [xs[i] for i in idx])
+            made += [(i, role, mv.version, p) for i, p in zip(idx, preds, strict=True)]
+        made.sort(key=lambda m: m[0])
         now = dt.datetime.now(dt.UTC)
         latency_ms = (time.perf_counter() - started) * 1000
-        # In event order (each event's roles together), as a request's answer lists them.
-        made = sorted(
-            ((i, role, v, p) for role, v, idx, ps in parts for i, p in zip(idx, ps, strict=True)),
-            key=lambda m: m[0],
-        )
-        order = [m[0] for m in made]
-        base = rows.select(
-            pl.col(fs.key).cast(pl.String).alias("entity_key"),
-            pl.col(fs.event_time).alias("event_time"),
-            pl.col(COORDINATES[0]).alias("input_topic"),
-            pl.col(COORDINATES[1]).alias("input_partition"),
-            pl.col(COORDINATES[2]).alias("input_offset"),
-            pl.col(DATE).alias("date"),
-        )[order]
-        out = base.with_columns(
-            pl.lit(self.spec.name).alias("model"),
-            pl.Series("model_version", [m[2] for m in made], pl.Int64),
-            pl.Series("role", [m[1] for m in made], pl.String),
-            pl.lit(self.target.label).alias("target"),
-            pl.Series("prediction", [m[3] for m in made], pl.Float64),
-            pl.lit(request_id, pl.String).alias("request_id"),
-            pl.lit(self.front_door).alias("front_door"),
-            pl.lit(latency_ms).alias("latency_ms"),
-            pl.lit(now).cast(pl.Datetime("us", "UTC")).alias("scored_at"),
-        )
-        return pl.DataFrame(out.to_arrow().select(PREDICTION_SCHEMA.names).cast(PREDICTION_SCHEMA))
+        name, target, door = self.spec.name, self.target.label, self.front_door
+        return [
+            {
+                "model": name, "model_version": version, "role": role, "target": target,
+                "prediction": p, "entity_key": keys[i], "event_time": meta[i][1],
+                "input_topic": meta[i][2], "input_partition": meta[i][3],
+                "input_offset": meta[i][4], "request_id": request_id, "front_door": door,
+                "latency_ms": latency_ms, "scored_at": now, "date": meta[i][5],
+            }
+            for i, role, version, p in made
+        ]  # fmt: skip
 
     def _predict(self, model: Any, xs: list[dict[str, Any]]) -> list[float | None]:
         if self.spec.task == "classification":
@@ -339,6 +357,12 @@ class ScoringEngine:
             storage_options=self.lake.storage_options,
             label=predictions_table(self.spec.name),
         )
+
+
+def prediction_frame(records: list[dict[str, Any]]) -> pl.DataFrame:
+    """Prediction records (dicts, as :meth:`ScoringEngine.score_rows` makes) as a frame
+    typed as ``predictions/<model>``."""
+    return pl.DataFrame(records, schema=_POLARS_SCHEMA)
 
 
 def append_predictions(lake: Lake, model: str, predictions: pl.DataFrame) -> None:

@@ -58,6 +58,7 @@ from training import (
     ScoringEngine,
     Target,
     append_predictions,
+    prediction_frame,
 )
 
 __all__ = ["ModelServer", "PredictionLog", "create_app"]
@@ -160,14 +161,14 @@ class PredictionLog:
 
     def __init__(self, lake: Lake, every_s: float = 1.0) -> None:
         self.lake, self.every_s = lake, every_s
-        self._queue: queue.Queue[pl.DataFrame] = queue.Queue()
+        self._queue: queue.Queue[list[dict[str, Any]]] = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
-    def put(self, predictions: pl.DataFrame) -> None:
-        """Queue ``predictions`` for the next write."""
-        self._queue.put(predictions)
+    def put(self, records: list[dict[str, Any]]) -> None:
+        """Queue prediction ``records`` for the next write."""
+        self._queue.put(records)
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
@@ -175,15 +176,15 @@ class PredictionLog:
 
     def flush(self) -> None:
         """Write what is queued, one commit per model."""
-        frames = []
+        records: list[dict[str, Any]] = []
         while True:
             try:
-                frames.append(self._queue.get_nowait())
+                records += self._queue.get_nowait()
             except queue.Empty:
                 break
-        if not frames:
+        if not records:
             return
-        for (model,), group in pl.concat(frames).group_by(["model"]):
+        for (model,), group in prediction_frame(records).group_by(["model"]):
             try:
                 append_predictions(self.lake, str(model), group)
             except Exception as e:  # the log must never stop serving
@@ -362,15 +363,17 @@ def _add_predict_route(
         engine = server.engine(target)
         rid = body.request_id or uuid.uuid4().hex
         t0 = time.perf_counter()
-        scored = engine.score(_frame(spec, body.events, dtypes), request_id=rid, observe=False)
-        metrics.count(scored, time.perf_counter() - t0)
-        log_.put(scored)
-        answered = scored.filter(pl.col("role") != "shadow")
+        records = engine.score_rows(_rows(spec, body.events, dtypes), request_id=rid)
+        metrics.count(records, time.perf_counter() - t0)
+        log_.put(records)
         return PredictResponse(
             model=spec.name,
             request_id=rid,
-            predictions=[Prediction(**r) for r in answered.select(
-                "entity_key", "prediction", "model_version", "role").iter_rows(named=True)],
+            predictions=[
+                Prediction(entity_key=r["entity_key"], prediction=r["prediction"],
+                           model_version=r["model_version"], role=r["role"])
+                for r in records if r["role"] != "shadow"
+            ],
         )  # fmt: skip
 
     predict.__annotations__["body"] = request_model
@@ -383,23 +386,31 @@ def _add_predict_route(
     )(predict)
 
 
-def _frame(spec: ModelSpec, events: list[BaseModel], dtypes: pl.Schema) -> pl.DataFrame:
-    """Request events as silver-shaped rows: typed as silver, no Kafka coordinates, Kafka's
-    timestamp now, the date of the event time."""
-    fs = spec.feature_set
+def _rows(spec: ModelSpec, events: list[BaseModel], dtypes: pl.Schema) -> list[dict[str, Any]]:
+    """Request events as silver-shaped dicts: times in the silver column's zone, no Kafka
+    coordinates, Kafka's timestamp now, the date of the event time."""
     now = dt.datetime.now(dt.UTC)
-    rows = [e.model_dump() for e in events]
-    for r in rows:
-        r[KAFKA_TIMESTAMP] = now
-    cols = [c for c in rows[0] if c in dtypes]
-    frame = pl.DataFrame(rows, schema={c: dtypes[c] for c in cols})
-    t = pl.col(fs.event_time)
-    return frame.with_columns(
-        pl.lit(None, pl.String).alias(COORDINATES[0]),
-        pl.lit(None, pl.Int32).alias(COORDINATES[1]),
-        pl.lit(None, pl.Int64).alias(COORDINATES[2]),
-        t.dt.date().alias(DATE),
-    )
+    zones = {c: d.time_zone for c, d in dtypes.items() if isinstance(d, pl.Datetime)}
+    rows = []
+    for e in events:
+        r = e.model_dump()
+        for c, zone in zones.items():
+            v = r.get(c)
+            if isinstance(v, dt.datetime):
+                r[c] = _in_zone(v, zone)
+        r[KAFKA_TIMESTAMP] = _in_zone(now, zones.get(KAFKA_TIMESTAMP, "UTC"))
+        r.update(dict.fromkeys(COORDINATES))
+        t = r.get(spec.feature_set.event_time)
+        r[DATE] = t.date() if isinstance(t, dt.datetime) else None
+        rows.append(r)
+    return rows
+
+
+def _in_zone(v: dt.datetime, zone: str | None) -> dt.datetime:
+    """``v`` as the lake holds it: aware in UTC (naive input taken as UTC), or naive."""
+    if zone is None:
+        return v.astimezone(dt.UTC).replace(tzinfo=None) if v.tzinfo else v
+    return v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v.astimezone(dt.UTC)
 
 
 def _describe(registry: ModelRegistry, name: str) -> dict[str, Any]:

@@ -4,6 +4,9 @@ latencies as histograms in seconds, one registry per process."""
 
 from __future__ import annotations
 
+from collections import Counter as Tally
+from typing import Any
+
 import polars as pl
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
@@ -49,15 +52,19 @@ class ServingMetrics:
             registry=r,
         )
 
-    def count(self, predictions: pl.DataFrame, seconds: float) -> None:
+    def count(self, predictions: pl.DataFrame | list[dict[str, Any]], seconds: float) -> None:
         """Count a scored request or batch (its prediction records) and its latency."""
-        if predictions.is_empty():
-            return
-        groups = predictions.group_by("model", "model_version", "role", "front_door").len()
-        for model, version, role, door, n in groups.iter_rows():
+        cols = ("model", "model_version", "role", "front_door")
+        if isinstance(predictions, pl.DataFrame):
+            grouped = predictions.group_by(*cols).len().rows()
+            groups = Tally({tuple(r[:4]): r[4] for r in grouped})
+        else:
+            groups = Tally(tuple(r[c] for c in cols) for r in predictions)
+        for (model, version, role, door), n in groups.items():
             self.predictions.labels(model, str(version), role, door).inc(n)
-        model, door = predictions["model"][0], predictions["front_door"][0]
-        self.latency_seconds.labels(model, door).observe(seconds)
+        if groups:
+            model, _, _, door = next(iter(groups))
+            self.latency_seconds.labels(model, door).observe(seconds)
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         """Serve ``/metrics`` on ``addr:port`` from a daemon thread."""

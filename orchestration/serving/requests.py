@@ -48,22 +48,24 @@ def _python_type(t: pl.DataType) -> Any:
 
 def event_fields(spec: ModelSpec, source: pl.Schema) -> dict[str, Any]:
     """The request fields of ``spec``'s events with their Python types (from the
-    silver ``source`` schema); the event time is optional when Kafka stamps it."""
+    silver ``source`` schema, None for a field silver does not have yet)."""
     fs = spec.feature_set
     label = fs.label if isinstance(fs.label, str) else None
     fields: dict[str, Any] = {}
     for name in fs.inputs:
         if name in _LINEAGE or name == label:
             continue
-        if name not in source:
-            raise KeyError(f"{fs.source} has no column {name!r} that {spec.name!r} reads")
-        fields[name] = _python_type(source[name])
+        # A field a later schema version adds is not in silver yet: optional until it is.
+        fields[name] = _python_type(source[name]) if name in source else None
     return fields
 
 
 def event_model(spec: ModelSpec, source: pl.Schema) -> type[BaseModel]:
     """A pydantic model of one event for ``spec`` (unknown fields refused)."""
-    defs: dict[str, Any] = {name: (t, ...) for name, t in event_fields(spec, source).items()}
+    defs: dict[str, Any] = {
+        name: (t, ...) if t is not None else (Any, None)
+        for name, t in event_fields(spec, source).items()
+    }
     model: type[BaseModel] = create_model(
         f"{_camel(spec.name)}Event", __config__=ConfigDict(extra="forbid"), **defs
     )
