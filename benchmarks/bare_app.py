@@ -26,7 +26,7 @@ def create() -> FastAPI:
     app = FastAPI()
 
     @app.post("/predict")
-    def predict(body: Body) -> dict[str, list[float]]:
+    async def predict(body: Body) -> dict[str, list[float]]:  # the fastest bare form
         return {"predictions": [float(model.predict_one(x)) for x in body.features]}
 
     return app

@@ -46,7 +46,7 @@ from lake import Lake
 from lake.names import COORDINATES, DATE, KAFKA_OFFSET, KAFKA_PARTITION, KAFKA_TOPIC
 from lake.names import LABEL_COORDINATES as LABEL_COORDS
 
-__all__ = ["OnlineFeatures"]
+__all__ = ["OnlineFeatures", "row_local_dicts"]
 
 _FOLD_EVERY = 10_000  # observed events between folds into the partials
 
@@ -67,6 +67,9 @@ class OnlineFeatures:
         self.fs = fs
         self._keyed = keyed if keyed is not None else KeyedState(fs.aggregations)
         self._observed = 0
+        self._columns = event_columns(fs)
+        self._aggs = fs.aggregations
+        self._names = fs.feature_names
         if state is not None or keyed is None:
             self._seed(state or FeatureState())
 
@@ -115,33 +118,38 @@ class OnlineFeatures:
     def catch_up(self, lake: Lake) -> int:
         """Observe the source rows the lake holds past what this state has seen (a server
         that does not consume Kafka itself follows ingest this way); returns how many."""
+        return self.observe(self.unseen(lake))
+
+    def unseen(self, lake: Lake) -> pl.DataFrame:
+        """The source rows the lake holds past what this state has seen (read only:
+        :meth:`observe` them, under whatever lock guards this state)."""
         if not lake.exists(self.fs.source):
-            return 0
+            return pl.DataFrame()
         seen = FeatureState(
             cursors={("source", t, p): o for (t, p), o in self._keyed.cursors().items()}
         )
-        recent = past_cursors(source_events(lake, self.fs), seen, "source").collect()
-        return self.observe(recent)
+        return past_cursors(source_events(lake, self.fs), seen, "source").collect()
 
     def _aggregate(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
         """Each aggregation's value for each of ``rows`` (earlier rows of the call count)."""
-        fs, t, k = self.fs, self.fs.event_time, self._keyed
+        t, k, aggs = self.fs.event_time, self._keyed, self._aggs
         cursors = k.cursors()
-        k.prefetch((n, row.get(a.by)) for row in rows for n, a in fs.aggregations.items())
-        extra: dict[str, dict[Any, list[Event]]] = {n: {} for n in fs.aggregations}
+        k.prefetch((n, row.get(a.by)) for row in rows for n, a in aggs.items())
+        extra: dict[str, dict[Any, list[Event]]] = {n: {} for n in aggs}
         for row in rows:
             last = cursors.get((row.get(KAFKA_TOPIC), row.get(KAFKA_PARTITION)))  # type: ignore[arg-type]
             if last is not None and row[KAFKA_OFFSET] <= last:
                 continue  # in the state already
-            for name in fs.aggregations:
+            for name in aggs:
                 key, e = k.event(name, row, t)
                 if key is not None:
                     extra[name].setdefault(key, []).append(e)
-        values: dict[str, list[Any]] = {n: [] for n in fs.aggregations}
-        for row in rows:
-            for name, agg in fs.aggregations.items():
-                key = row.get(agg.by)
-                values[name].append(k.value(name, key, row[t], extra[name].get(key, [])))
+        values: dict[str, list[Any]] = {n: [] for n in aggs}
+        for name, agg in aggs.items():
+            mine, out, by = extra[name], values[name], agg.by
+            for row in rows:
+                key = row.get(by)
+                out.append(k.value(name, key, row[t], mine.get(key, [])))
         return values
 
     def features(self, events: pl.DataFrame) -> pl.DataFrame:
@@ -165,10 +173,14 @@ class OnlineFeatures:
         return out.select(fs.key, t, *fs.feature_names, "label", *COORDINATES, *LABEL_COORDS,
                           DATE, LATE)  # fmt: skip
 
-    def feature_dicts(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def feature_dicts(
+        self, rows: list[dict[str, Any]], local: list[dict[str, Any]] | None = None
+    ) -> list[dict[str, Any]]:
         """The features of a few source-shaped ``rows`` as dicts (name -> value, and
         ``_late``): the same values as :meth:`features`, without building frames, for
         request/response serving where a handful of events must cost microseconds.
+        ``local``: the row-local features of ``rows`` if already computed
+        (:func:`row_local_dicts`, e.g. for several requests at once).
 
         >>> import datetime as dt
         >>> from features.definition import FeatureSet, prior_count
@@ -178,18 +190,16 @@ class OnlineFeatures:
         ...                                    "t": dt.datetime(2026, 1, 1)}])
         [{'n': 0, 'x2': 4.0, '_late': False}]
         """
-        fs, t = self.fs, self.fs.event_time
-        rows = [{c: r.get(c) for c in event_columns(fs)} for r in rows]
+        t, cols, names = self.fs.event_time, self._columns, self._names
+        rows = [{c: r.get(c) for c in cols} for r in rows]
         values = self._aggregate(rows)
-        local: list[dict[str, Any]] = [{} for _ in rows]
-        if fs.row_local:  # one small frame for the expressions
-            frame = pl.DataFrame(rows, infer_schema_length=None)
-            local = frame.select(e.alias(n) for n, e in fs.row_local.items()).to_dicts()
+        if local is None:
+            local = row_local_dicts(self.fs, rows)
         frontier = self._keyed.frontier
         out = []
         for i, row in enumerate(rows):
             d = {**local[i], **{n: v[i] for n, v in values.items()}}
-            d = {n: d[n] for n in fs.feature_names}
+            d = {n: d[n] for n in names}
             d[LATE] = frontier is not None and row[t] < frontier
             out.append(d)
         return out
@@ -228,6 +238,22 @@ class OnlineFeatures:
             return
         k.fold(frontier, self.fs.horizon)
         self._observed = 0
+
+
+def row_local_dicts(fs: FeatureSet, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The row-local (expression) features of source-shaped ``rows``, one dict per row,
+    evaluated in one small frame (Polars plans a query per call: batch the rows).
+
+    >>> from features.definition import FeatureSet
+    >>> fs = FeatureSet("f", "silver.s", key="id", event_time="t",
+    ...                 features={"x2": pl.col("x") * 2})
+    >>> row_local_dicts(fs, [{"x": 1.0}, {"x": 2.5}])
+    [{'x2': 2.0}, {'x2': 5.0}]
+    """
+    if not fs.row_local or not rows:
+        return [{} for _ in rows]
+    frame = pl.DataFrame(rows, infer_schema_length=None)
+    return frame.select(e.alias(n) for n, e in fs.row_local.items()).to_dicts()
 
 
 def _dtype(fs: FeatureSet, name: str, events: pl.DataFrame) -> pl.DataType:

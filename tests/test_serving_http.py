@@ -4,6 +4,7 @@ metrics, and 4xx (never 5xx) for anything malformed."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 
 import polars as pl
@@ -28,6 +29,14 @@ def served(broker, tmp_path_factory):
 def _client(broker, lake, s):
     app = create_app(lake, [s], bootstrap_servers=broker.bootstrap_servers, reload_s=0.0)
     return TestClient(app, raise_server_exceptions=False)
+
+
+def _serving(client: TestClient, name: str, want: dict[str, int]) -> None:
+    """Wait until the server's champion engine has swapped to ``want`` (no restart)."""
+    deadline = time.monotonic() + 10
+    while client.get(f"/models/{name}").json()["serving"].get("champion") != want:
+        assert time.monotonic() < deadline, client.get(f"/models/{name}").json()["serving"]
+        time.sleep(0.05)
 
 
 EVENT = {"order_id": 9001, "user_id": 3, "distance_km": 4.5}
@@ -92,10 +101,12 @@ def test_shadow_and_canary_launches_without_restart_and_the_audit(broker, served
     with _client(broker, lake, s) as c:
         predict = f"/models/{s.name}/predict"
         launch(registry, s.name, "shadow", challenger=2, by="ana", reason="dark launch")
+        _serving(c, s.name, {"serving": 1, "shadow": 2})
         r = c.post(predict, json={"events": [EVENT], "request_id": "shadow-1"}).json()
         assert [(p["model_version"], p["role"]) for p in r["predictions"]] == [(1, "serving")]
 
         launch(registry, s.name, "canary", challenger=2, fraction=0.5, by="ana")
+        _serving(c, s.name, {"serving": 1, "canary": 2})
         events = [{**EVENT, "order_id": i} for i in range(40)]
         first = c.post(predict, json={"events": events, "request_id": "canary-1"}).json()
         again = c.post(predict, json={"events": events}).json()

@@ -149,12 +149,14 @@ class ScoringEngine:
         reload_s: float = 2.0,
         online: OnlineFeatures | None = None,
         lock: threading.RLock | None = None,
+        auto_refresh: bool = True,
     ) -> None:
         self.lake = lake
         self.spec = spec
         self.target = target or Target()
         self.front_door = front_door
         self.reload_s = reload_s
+        self.auto_refresh = auto_refresh  # False: the owner calls refresh() (off the hot path)
         self.registry = ModelRegistry(lake)
         self.reloads = 0
         self._lock = lock or threading.RLock()  # shared by engines sharing ``online``
@@ -171,6 +173,11 @@ class ScoringEngine:
     def serving(self) -> ModelVersion:
         """The version that answers (outside a canary's entities)."""
         return self._loaded["serving"]
+
+    @property
+    def loaded(self) -> dict[str, int]:
+        """What serves now: role -> version."""
+        return {role: mv.version for role, mv in self._loaded.items()}
 
     @property
     def challenger(self) -> ModelVersion | None:
@@ -250,7 +257,8 @@ class ScoringEngine:
         if events.is_empty():
             return pl.DataFrame(PREDICTION_SCHEMA.empty_table())
         started = time.perf_counter()
-        self.refresh()
+        if self.auto_refresh:
+            self.refresh()
         fs = self.spec.feature_set
         with self._lock:
             rows = self.online.features(events)
@@ -262,17 +270,23 @@ class ScoringEngine:
         return prediction_frame(self._records(xs, meta, loaded, launch, request_id, started))
 
     def score_rows(
-        self, rows: list[dict[str, Any]], *, request_id: str | None = None
+        self,
+        rows: list[dict[str, Any]],
+        *,
+        request_id: str | None = None,
+        local: list[dict[str, Any]] | None = None,
     ) -> list[dict[str, Any]]:
         """:meth:`score` for a few source-shaped dicts (a request's events), as dicts,
-        without building frames; never observed."""
+        without building frames; never observed. ``local``: their row-local features,
+        if computed already (:func:`features.online.row_local_dicts`)."""
         if not rows:
             return []
         started = time.perf_counter()
-        self.refresh()
+        if self.auto_refresh:
+            self.refresh()
         fs, names = self.spec.feature_set, self.spec.feature_names
         with self._lock:
-            feats = self.online.feature_dicts(rows)
+            feats = self.online.feature_dicts(rows, local)
             loaded, launch = dict(self._loaded), self.launch
         xs = [_clean({n: f[n] for n in names}) for f in feats]
         cols = (fs.key, fs.event_time, *COORDINATES, DATE)

@@ -20,6 +20,7 @@ is the engine's online state, following the lake every ``catch_up_s`` seconds
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import queue
@@ -37,7 +38,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
-from features import OnlineFeatures
+from features import FeatureSet, OnlineFeatures
+from features.online import row_local_dicts
 from ingest import EventProducer, InvalidEvent
 from lake import Lake, SchemaNotFound, SchemaStore
 from lake.names import (
@@ -133,27 +135,76 @@ class ModelServer:
 
     def engine(self, target: Target) -> ScoringEngine:
         """The engine of ``target``; raises :class:`ModelNotFound` if it names nothing."""
+        engine = self._engines.get(target.label)  # the hot path: no lock
+        if engine is not None:
+            return engine
         with self.lock:
             engine = self._engines.get(target.label)
             if engine is None:
                 engine = ScoringEngine(
                     self.lake, self.spec, target=target, front_door="http",
                     reload_s=self.reload_s, online=self.online, lock=self.lock,
+                    auto_refresh=False,  # refresh() runs on the follower thread
                 )  # fmt: skip
                 self._engines[target.label] = engine
             return engine
 
     def catch_up(self) -> int:
-        """Observe what ingest has added to the source since (see ``OnlineFeatures``)."""
+        """Observe what ingest has added to the source since (read outside the lock, so
+        requests are not held up by the lake)."""
         if self._online is None:
             return 0
+        recent = self.online.unseen(self.lake)
         with self.lock:
-            return self.online.catch_up(self.lake)
+            return self.online.observe(recent)
+
+    def refresh(self) -> None:
+        """Re-read aliases and launches for every engine (swapping what changed)."""
+        for engine in list(self._engines.values()):
+            engine.refresh()
+
+    def serving(self) -> dict[str, dict[str, int]]:
+        """What this process serves now, per target: role -> version."""
+        return {label: e.loaded for label, e in list(self._engines.items())}
 
     def close(self) -> None:
         """Record the unload of every engine's versions."""
         for engine in self._engines.values():
             engine.close()
+
+
+class RowLocalBatcher:
+    """Evaluates the row-local features of every request that became ready in the same
+    event-loop turn in one Polars query (a query costs ~0.3 ms to plan however few its
+    rows; measured), then hands each request its rows. Aggregations stay per request:
+    one request's events never count another's."""
+
+    def __init__(self, fs: FeatureSet) -> None:
+        self.fs = fs
+        self._pending: list[tuple[list[dict[str, Any]], asyncio.Future[Any]]] = []
+
+    async def compute(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The row-local features of ``rows``, evaluated with the others of this turn."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((rows, future))
+        if len(self._pending) == 1:
+            loop.call_soon(self._run)
+        result: list[dict[str, Any]] = await future
+        return result
+
+    def _run(self) -> None:
+        batch, self._pending = self._pending, []
+        try:
+            local = row_local_dicts(self.fs, [r for rows, _ in batch for r in rows])
+        except Exception as e:  # every request of the batch learns it
+            for _, future in batch:
+                future.set_exception(e)
+            return
+        i = 0
+        for rows, future in batch:
+            future.set_result(local[i : i + len(rows)])
+            i += len(rows)
 
 
 class PredictionLog:
@@ -227,12 +278,20 @@ def create_app(
     stop = threading.Event()
 
     def follow_lake() -> None:
-        while not stop.wait(catch_up_s):
+        """Off the request path: alias moves and launches every ``reload_s``, the lake's
+        new events every ``catch_up_s``."""
+        last_catch_up = time.monotonic()
+        while not stop.wait(max(0.05, min(reload_s, catch_up_s))):
+            catch_up = time.monotonic() - last_catch_up >= catch_up_s
             for server in servers.values():
                 try:
-                    server.catch_up()
+                    server.refresh()
+                    if catch_up:
+                        server.catch_up()
                 except Exception as e:  # keep serving on the state we have
-                    log.warning("%s: catching up with the lake failed: %s", server.spec.name, e)
+                    log.warning("%s: following the lake failed: %s", server.spec.name, e)
+            if catch_up:
+                last_catch_up = time.monotonic()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -289,10 +348,11 @@ def create_app(
 
     @app.get("/models/{name}", tags=["models"], responses={404: {"description": "No such model"}})
     def get_model(name: str) -> dict[str, Any]:
-        """One model's versions, aliases and launch configuration."""
+        """One model's versions, aliases and launch configuration, and what this process
+        serves now (``serving``: target -> role -> version)."""
         if name not in servers:
             raise HTTPException(404, f"model {name!r} is not served here ({', '.join(servers)})")
-        return _describe(registry, name)
+        return {**_describe(registry, name), "serving": servers[name].serving()}
 
     for spec in specs:
         _add_predict_route(app, lake, servers[spec.name], predictions, metrics)
@@ -357,13 +417,18 @@ def _add_predict_route(
         return
     dtypes = lake.scan(spec.feature_set.source).collect_schema()
     request_model = predict_request_model(spec, dtypes)
+    batcher = RowLocalBatcher(spec.feature_set)
 
-    def predict(body: Any) -> PredictResponse:  # typed below, per model
+    async def predict(body: Any) -> PredictResponse:  # typed below, per model
+        # On the event loop: a request costs well under a millisecond of CPU, less than
+        # a hop to the thread pool and back (measured with hey).
         target = Target(version=body.version) if body.version else Target(body.alias or "champion")
         engine = server.engine(target)
         rid = body.request_id or uuid.uuid4().hex
         t0 = time.perf_counter()
-        records = engine.score_rows(_rows(spec, body.events, dtypes), request_id=rid)
+        rows = _rows(spec, body.events, dtypes)
+        local = await batcher.compute(rows)
+        records = engine.score_rows(rows, request_id=rid, local=local)
         metrics.count(records, time.perf_counter() - t0)
         log_.put(records)
         return PredictResponse(
