@@ -17,6 +17,7 @@ the same things in Redis, with the same methods, for several processes.
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_left, insort
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ __all__ = [
     "Event",
     "KeyedState",
     "Partial",
+    "event_order",
     "fold_events",
     "partial_value",
     "partials_of",
@@ -39,6 +41,15 @@ __all__ = [
 ]
 
 Event = tuple[dt.datetime, int, int, Any]  # event time, partition, offset, value
+
+
+def _time(e: Event) -> dt.datetime:
+    return e[0]
+
+
+def event_order(e: Event) -> tuple[dt.datetime, int, int]:
+    """How events are kept sorted: event time, then Kafka partition and offset."""
+    return e[0], e[1], e[2]
 
 
 @dataclass(slots=True)
@@ -71,14 +82,22 @@ class Partial:
                 self.values.add(value)
 
 
+def _copy(base: Partial | None) -> Partial:
+    if base is None:
+        return Partial()
+    return Partial(base.n, base.total, base.low, base.high, base.last, base.last_at,
+                   set(base.values) if base.values is not None else None)  # fmt: skip
+
+
 def partial_value(agg: Aggregation, base: Partial | None, events: Iterable[Event]) -> Any:
     """``agg`` over ``base`` and ``events`` (all earlier than the row, in its window)."""
-    p = Partial()
-    if base is not None:
-        p = Partial(base.n, base.total, base.low, base.high, base.last, base.last_at,
-                    set(base.values) if base.values is not None else None)  # fmt: skip
+    p = _copy(base)
     for e in events:
         p.add(agg, e)
+    return _result(agg, p)
+
+
+def _result(agg: Aggregation, p: Partial) -> Any:
     kind = agg.kind
     if kind == "count":
         return p.n
@@ -228,7 +247,7 @@ class KeyedState:
             if late and agg.window is None:
                 self.base[name].setdefault(key, Partial()).add(agg, e)
             else:
-                self.recent[name][key].append(e)
+                insort(self.recent[name][key], e, key=event_order)  # kept in event-time order
 
     def add_many(self, rows: Iterable[tuple[dict[str, Any], bool, bool]], t: str) -> None:
         """:meth:`add` each ``(row, windows_only, late)``."""
@@ -237,11 +256,53 @@ class KeyedState:
 
     def value(self, name: str, key: Any, at: dt.datetime, extra: list[Event] = ()) -> Any:  # type: ignore[assignment]
         """Feature ``name`` for an event of ``key`` at time ``at`` (``extra``: events of
-        the same call, earlier ones count)."""
+        the same call, earlier ones count, sorted by event time). The recent events are
+        sorted by event time too,
+        so the window is found by bisection and a count is an index difference: a
+        lookup costs the log of the key's recent events, not their number."""
         if key is None:
             return None
         agg = self.aggs[name]
-        return value_at(agg, self.base[name].get(key), self.recent[name].get(key, ()), extra, at)
+        recent = self.recent[name].get(key, ())
+        lo_t = at - agg.window if agg.window is not None else None
+        hi = bisect_left(recent, at, key=_time)
+        lo = bisect_left(recent, lo_t, key=_time) if lo_t is not None else 0
+        xhi = bisect_left(extra, at, key=_time)  # extra is sorted by event time too
+        mine = extra[bisect_left(extra, lo_t, key=_time) if lo_t is not None else 0 : xhi]
+        base = self.base[name].get(key) if agg.window is None else None
+        if agg.kind == "count":
+            return (base.n if base is not None else 0) + max(hi - lo, 0) + len(mine)
+        return partial_value(agg, base, [*recent[lo:hi], *mine])
+
+    def values(
+        self,
+        name: str,
+        key: Any,
+        ats: list[dt.datetime],
+        extra: list[Event] = (),  # type: ignore[assignment]
+    ) -> list[Any]:
+        """:meth:`value` at each of ``ats`` for one key. Unwindowed, one sweep in time
+        order adds each earlier event once (not once per query): a batch with many
+        events of one key costs m log m, not m squared."""
+        agg = self.aggs[name]
+        if key is None:
+            return [None] * len(ats)
+        if agg.window is not None or agg.kind == "count" or len(ats) < 4:
+            return [self.value(name, key, at, extra) for at in ats]
+        recent = self.recent[name].get(key, ())
+        running = _copy(self.base[name].get(key))
+        out: list[Any] = [None] * len(ats)
+        i = j = 0
+        for q in sorted(range(len(ats)), key=ats.__getitem__):
+            at = ats[q]
+            while i < len(recent) and recent[i][0] < at:
+                running.add(agg, recent[i])
+                i += 1
+            while j < len(extra) and extra[j][0] < at:
+                running.add(agg, extra[j])
+                j += 1
+            out[q] = _result(agg, running)
+        return out
 
     def fold(self, frontier: dt.datetime, horizon: dt.timedelta) -> None:
         """Move events before ``frontier`` into the partials (unwindowed) and drop raw

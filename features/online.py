@@ -40,6 +40,7 @@ import polars as pl
 from features.compute import LATE, no_label, source_events
 from features.definition import FeatureSet
 from features.keyed import Event, KeyedState
+from features.keyed import event_order as _order
 from features.redis_state import RedisKeyedState
 from features.state import FeatureState, event_columns, load_state, past_cursors
 from lake import Lake
@@ -144,12 +145,19 @@ class OnlineFeatures:
                 key, e = k.event(name, row, t)
                 if key is not None:
                     extra[name].setdefault(key, []).append(e)
-        values: dict[str, list[Any]] = {n: [] for n in aggs}
+        for by_key in extra.values():
+            for events in by_key.values():
+                events.sort(key=_order)  # what the state's lookups bisect
+        values: dict[str, list[Any]] = {n: [None] * len(rows) for n in aggs}
         for name, agg in aggs.items():
             mine, out, by = extra[name], values[name], agg.by
-            for row in rows:
-                key = row.get(by)
-                out.append(k.value(name, key, row[t], mine.get(key, [])))
+            groups: dict[Any, list[int]] = {}
+            for i, row in enumerate(rows):
+                groups.setdefault(row.get(by), []).append(i)
+            for key, idx in groups.items():
+                got = k.values(name, key, [rows[i][t] for i in idx], mine.get(key, []))
+                for i, v in zip(idx, got, strict=True):
+                    out[i] = v
         return values
 
     def features(self, events: pl.DataFrame) -> pl.DataFrame:

@@ -195,6 +195,15 @@ class RedisKeyedState:
         base, recent = self._cache[(name, key)]
         return value_at(self.aggs[name], base, recent, extra, at)
 
+    def values(
+        self,
+        name: str,
+        key: Any,
+        ats: list[dt.datetime],
+        extra: list[Event] = (),  # type: ignore[assignment]
+    ) -> list[Any]:
+        return [self.value(name, key, at, extra) for at in ats]
+
     def fold(self, frontier: dt.datetime, horizon: dt.timedelta) -> None:
         """Fold every key (one process at a time; events appended meanwhile are kept)."""
         with self.client.lock(self._k("foldlock"), timeout=_LOCK_MS / 1000, blocking_timeout=300):

@@ -107,9 +107,11 @@ class ScoringSink:
             self.metrics.count(scored, time.perf_counter() - s0)
             self.metrics.reloads.labels(name, "kafka").inc(engine.reloads - self._reloads[name])
             self._reloads[name] = engine.reloads
+            # Published first (at least once, as before), then the lake (exactly once):
+            # a prediction reaches listeners without waiting for the Delta commit.
+            self._publish(name, scored.filter(pl.col("role") != "shadow"))
             result = engine.write(scored)
             version = result.version if result and result.version is not None else version
-            self._publish(name, scored.filter(pl.col("role") != "shadow"))
             events = max(events, frame.height)
             self._summarize(scored)
         self.summary.events += events
