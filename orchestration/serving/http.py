@@ -13,7 +13,7 @@ Routes (OpenAPI at ``/openapi.json``, docs at ``/docs``):
   ``GET /metrics`` (Prometheus).
 
 Every request's predictions (every role) are appended to ``predictions/<model>``
-with the request id by a background writer, about once a second. Feature state
+with the request id by a background writer, every 5 s (one commit per model). Feature state
 is the engine's online state, following the lake every ``catch_up_s`` seconds
 (or shared through Redis with the scorers: :mod:`orchestration.serving.online_store`).
 """
@@ -210,7 +210,7 @@ class RowLocalBatcher:
 class PredictionLog:
     """Appends request predictions to the lake from a background thread, in batches."""
 
-    def __init__(self, lake: Lake, every_s: float = 1.0) -> None:
+    def __init__(self, lake: Lake, every_s: float = 5.0) -> None:
         self.lake, self.every_s = lake, every_s
         self._queue: queue.Queue[list[dict[str, Any]]] = queue.Queue()
         self._stop = threading.Event()
