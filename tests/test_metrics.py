@@ -54,7 +54,7 @@ def test_metrics_and_log_lines_report_what_was_committed(broker, make_topic, lak
     assert proc.wait(20) == 0
     log = processes.log("ingest")
     lines = re.findall(
-        rf"bronze/{topic} v(\d+): (\d+) records, partitions (.*?), commit (\d+) ms, "
+        rf"bronze\.{topic} v(\d+): (\d+) records, partitions (.*?), commit (\d+) ms, "
         rf"batch latency (\d+) ms",
         log,
     )

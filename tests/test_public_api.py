@@ -203,6 +203,7 @@ PUBLIC = {
         "os_user",
         "predict",
         "prediction_app_id",
+        "prediction_frame",
         "register_model",
         "replay_online",
         "retrain",

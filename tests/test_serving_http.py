@@ -119,6 +119,9 @@ def test_shadow_and_canary_launches_without_restart_and_the_audit(broker, served
 
         metrics = c.get("/metrics").text
         assert 'role="shadow"' in metrics and 'role="canary"' in metrics
+        assert c.post(predict, json={"events": [EVENT], "version": 77}).status_code == 404
+        errors = 'eventlake_serving_errors_total{front_door="http",kind="not_found",model="'
+        assert f'{errors}{s.name}"}} 1.0' in c.get("/metrics").text
         launch(registry, s.name, "none", by="ana")
     # Leaving the app flushed every request's predictions to the lake, shadows included.
     preds = lake.scan(f"predictions.{s.name}").collect()

@@ -423,12 +423,17 @@ def _add_predict_route(
         # On the event loop: a request costs well under a millisecond of CPU, less than
         # a hop to the thread pool and back (measured with hey).
         target = Target(version=body.version) if body.version else Target(body.alias or "champion")
-        engine = server.engine(target)
         rid = body.request_id or uuid.uuid4().hex
         t0 = time.perf_counter()
-        rows = _rows(spec, body.events, dtypes)
-        local = await batcher.compute(rows)
-        records = engine.score_rows(rows, request_id=rid, local=local)
+        try:
+            engine = server.engine(target)
+            rows = _rows(spec, body.events, dtypes)
+            local = await batcher.compute(rows)
+            records = engine.score_rows(rows, request_id=rid, local=local)
+        except Exception as e:
+            kind = "not_found" if isinstance(e, ModelNotFound) else type(e).__name__
+            metrics.errors.labels(spec.name, "http", kind).inc()
+            raise
         metrics.count(records, time.perf_counter() - t0)
         log_.put(records)
         return PredictResponse(
