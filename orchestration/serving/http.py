@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import logging
 import queue
 import threading
@@ -300,6 +301,10 @@ def create_app(
                 server.engine(Target())
             except ModelNotFound as e:
                 log.warning("%s: not ready (%s)", server.spec.name, e)
+        # Everything loaded so far (modules, models, the online state) lives as long as
+        # the server: out of the cyclic collector's sight, a full collection no longer
+        # walks it in the middle of a request.
+        gc.freeze()
         follower = threading.Thread(target=follow_lake, name="follow-lake", daemon=True)
         follower.start()
         yield
