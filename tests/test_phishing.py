@@ -8,7 +8,7 @@ import polars as pl
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
-from river import datasets, evaluate, linear_model, metrics, preprocessing
+from river import datasets, evaluate, linear_model, metrics, preprocessing, tree
 
 from features import FeatureSet, update_features
 from ingest import Record, produce
@@ -73,3 +73,19 @@ def test_progressive_accuracy_equals_river_progressive_val_score(broker, make_to
     assert run.version.metrics["Accuracy"] == reference.get()  # 0.8928 with River 0.26
     weights = run.version.model["LogisticRegression"].weights
     assert dict(weights) == dict(reference_model["LogisticRegression"].weights)
+
+    # A model that cannot predict at first (an empty tree answers {} / None), with a
+    # label metric and a probability metric: River skips those answers; so do we.
+    for metric in (metrics.Accuracy, metrics.ROCAUC):
+        tree_spec = ModelSpec(
+            name=f"phishing_tree_{metric.__name__.lower()}",
+            feature_set=fs,
+            make_model=lambda: tree.HoeffdingTreeClassifier(grace_period=50),
+            make_metric=metric,
+            task="classification",
+        )
+        got = learn_online(Lake(lake_root), tree_spec)
+        reference_tree = tree.HoeffdingTreeClassifier(grace_period=50)
+        want = evaluate.progressive_val_score(datasets.Phishing(), reference_tree, metric())
+        assert got.version.metrics[metric.__name__] == want.get()
+        assert got.version.model.summary == reference_tree.summary  # the same tree

@@ -142,7 +142,8 @@ def _learn(
     times = rows.event_time
     for i, (x, y) in enumerate(zip(rows.x, rows.y, strict=True)):
         y_pred = predict_one(x) if labels else model.predict_proba_one(x)
-        update(y, y_pred)
+        if y_pred is not None and y_pred != {}:  # as progressive_val_score: a model that
+            update(y, y_pred)  # cannot predict yet (an empty tree) is not scored
         label = y_pred if labels else predict_one(x)
         err = error(y, label)
         watch(err)

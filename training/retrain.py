@@ -56,8 +56,8 @@ def retrain(
     model, metric = spec.make_model(), spec.make_metric()
     for p in range(passes):
         for x, y in zip(train.x, train.y, strict=True):
-            if p == 0:
-                metric.update(y, predict(model, metric, x))
+            if p == 0 and (y_pred := predict(model, metric, x)) is not None and y_pred != {}:
+                metric.update(y, y_pred)  # progressive, as River: nothing to score yet, skipped
             model.learn_one(x, y)
     name = type(metric).__name__
     holdout_score = score(model, spec, holdout) if len(holdout) else float("nan")

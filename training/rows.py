@@ -132,7 +132,9 @@ def score(model: Any, spec: ModelSpec, rows: Rows) -> float:
     """``spec``'s metric of ``model`` on ``rows``, predicting only (no learning)."""
     metric = spec.make_metric()
     for x, y in zip(rows.x, rows.y, strict=True):
-        metric.update(y, predict(model, metric, x))
+        y_pred = predict(model, metric, x)
+        if y_pred is not None and y_pred != {}:  # no prediction yet: not scored (as River)
+            metric.update(y, y_pred)
     return float(metric.get())
 
 
