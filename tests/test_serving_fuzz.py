@@ -67,13 +67,15 @@ def test_two_workers_answer_alike(server):
 
 def test_fuzzed_requests_never_get_a_server_error(server, tmp_path):
     """schemathesis's own runner (its pytest plugin does not load under pytest 9) over
-    every operation of the OpenAPI description: examples, coverage and fuzzing phases."""
+    every operation of the OpenAPI description: examples, coverage and fuzzing phases.
+    One worker thread: with two, Hypothesis parsing lambdas in both threads at once hit
+    CPython 3.11's "AST constructor recursion depth mismatch" (seen once in CI)."""
     url, _ = server
     run = subprocess.run(
         [
             str(Path(sys.executable).parent / "schemathesis"), "run", f"{url}/openapi.json",
             "--checks", "not_a_server_error", "--max-examples", "60", "--seed", "1",
-            "--phases", "examples,coverage,fuzzing", "--workers", "2",
+            "--phases", "examples,coverage,fuzzing", "--workers", "1",
             "--report", "junit", "--report-dir", str(tmp_path),
         ],
         capture_output=True, text=True, timeout=240,
