@@ -38,6 +38,7 @@ from confluent_kafka import (
     Message,
     TopicPartition,
 )
+from confluent_kafka.admin import AdminClient
 
 from ingest.batch import MicroBatch
 from ingest.committer import Committed, Committer
@@ -179,10 +180,10 @@ class Ingester:
             self._committer.close()
         return self._finish(started)
 
-    def _bronze_sink(self, admin: object, n_partitions: int) -> Committer:
+    def _bronze_sink(self, admin: AdminClient, n_partitions: int) -> Committer:
         o = self.options
         table = BronzeTable.open(o.lake, o.topic)
-        source = topic_id(admin, o.topic)  # type: ignore[arg-type]
+        source = topic_id(admin, o.topic)
         if source is not None:
             table.bind_source(source, range(n_partitions))
         silver = None

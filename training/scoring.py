@@ -170,19 +170,9 @@ class ScoringEngine:
     # -- versions ------------------------------------------------------------------
 
     @property
-    def serving(self) -> ModelVersion:
-        """The version that answers (outside a canary's entities)."""
-        return self._loaded["serving"]
-
-    @property
     def loaded(self) -> dict[str, int]:
         """What serves now: role -> version."""
         return {role: mv.version for role, mv in self._loaded.items()}
-
-    @property
-    def challenger(self) -> ModelVersion | None:
-        """The launch's challenger in its role (shadow or canary), if one is loaded."""
-        return self._loaded.get("shadow") or self._loaded.get("canary")
 
     def _serving_version(self) -> int:
         t = self.target
@@ -191,8 +181,7 @@ class ScoringEngine:
         assert t.alias is not None
         v = self.registry.alias(self.spec.name, t.alias)
         if v is None and t.alias == "champion":  # nothing promoted yet: the newest
-            latest = self.registry.latest(self.spec.name)
-            v = None if latest is None else latest.version
+            v = self.registry.next_version(self.spec.name) - 1 or None  # no artifact read
         if v is None:
             raise ModelNotFound(f"alias {t.alias!r} of model {self.spec.name!r}")
         return v

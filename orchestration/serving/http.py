@@ -422,6 +422,7 @@ def _add_predict_route(
         return
     dtypes = lake.scan(spec.feature_set.source).collect_schema()
     request_model = predict_request_model(spec, dtypes)
+    zones = {c: d.time_zone for c, d in dtypes.items() if isinstance(d, pl.Datetime)}
     batcher = RowLocalBatcher(spec.feature_set)
 
     async def predict(body: Any) -> PredictResponse:  # typed below, per model
@@ -432,7 +433,7 @@ def _add_predict_route(
         t0 = time.perf_counter()
         try:
             engine = server.engine(target)
-            rows = _rows(spec, body.events, dtypes)
+            rows = _rows(spec, body.events, zones)
             local = await batcher.compute(rows)
             records = engine.score_rows(rows, request_id=rid, local=local)
         except Exception as e:
@@ -461,11 +462,12 @@ def _add_predict_route(
     )(predict)
 
 
-def _rows(spec: ModelSpec, events: list[BaseModel], dtypes: pl.Schema) -> list[dict[str, Any]]:
+def _rows(
+    spec: ModelSpec, events: list[BaseModel], zones: dict[str, str | None]
+) -> list[dict[str, Any]]:
     """Request events as silver-shaped dicts: times in the silver column's zone, no Kafka
     coordinates, Kafka's timestamp now, the date of the event time."""
     now = dt.datetime.now(dt.UTC)
-    zones = {c: d.time_zone for c, d in dtypes.items() if isinstance(d, pl.Datetime)}
     rows = []
     for e in events:
         r = e.model_dump()
