@@ -129,3 +129,25 @@ def ingest_until_caught_up(
             **options,  # type: ignore[arg-type]
         )
     ).run(until_caught_up=True)
+
+
+def fuzz(openapi_url: str, workdir: Path, *, max_examples: int, timeout_s: float = 300) -> str:
+    """Run schemathesis's own runner (its pytest plugin does not load under pytest 9)
+    over every operation of ``openapi_url``: examples, coverage and fuzzing phases,
+    failing on any 5xx. Runs in ``workdir``, so its cache (which replays earlier
+    crashes) never lands in the repository. Returns its output.
+
+    One worker thread: with two, Hypothesis parsing lambdas in both threads at once hit
+    CPython 3.11's "AST constructor recursion depth mismatch" (seen once in CI)."""
+    run = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "schemathesis"), "run", openapi_url,
+            "--checks", "not_a_server_error", "--max-examples", str(max_examples),
+            "--seed", "1", "--phases", "examples,coverage,fuzzing", "--workers", "1",
+        ],
+        capture_output=True, text=True, timeout=timeout_s, cwd=workdir,
+    )  # fmt: skip
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-4000:]
+    assert "Failures:" not in out, out[-4000:]
+    return out
