@@ -25,7 +25,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from lake.errors import LakeError
-from lake.names import LAYERS, table_uri
+from lake.names import LAYERS, from_segment, table_uri
 from lake.tables import open_or_create
 
 __all__ = ["Lake", "TableInfo", "TableNotInLake"]
@@ -116,7 +116,7 @@ class Lake:
             if top.base_name in LAYERS:
                 for sub in fs.get_file_info(pafs.FileSelector(top.path)):
                     if sub.type == pafs.FileType.Directory and is_table(sub.path):
-                        yield f"{top.base_name}.{sub.base_name}"
+                        yield f"{top.base_name}.{from_segment(sub.base_name)}"
             elif is_table(top.path):
                 yield top.base_name
 

@@ -7,12 +7,18 @@ turns a name into its place under the lake root (``<root>/bronze/orders``).
 No other module spells a table path, a subject or a lineage column: they call
 the functions and use the constants here.
 
-Topic, subject and model names become path segments, so they are validated
-against Kafka's topic character set before any path is built from them.
+Topic, feature set and model names become path segments, so they are
+validated against Kafka's topic character set before any path is built from
+them. Subjects may hold any character Confluent's registry accepts (``/``,
+``:``, ``*``, ``..``): a subject in that character set is its own path segment,
+any other becomes ``~`` and the base32 of its UTF-8 bytes (:func:`segment`),
+which never leaves its folder and reads back with :func:`from_segment`.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from typing import Literal, get_args
 
@@ -42,11 +48,13 @@ __all__ = [
     "bronze",
     "feature_state",
     "features",
+    "from_segment",
     "layer_of",
     "model_table",
     "predictions",
     "registry_table",
     "reports_dir",
+    "segment",
     "silver",
     "subject",
     "table_uri",
@@ -119,10 +127,10 @@ def bronze(topic: str) -> str:
 def silver(subject: str) -> str:
     """The silver table of ``subject``: its decoded records.
 
-    >>> silver("orders-value")
-    'silver.orders-value'
+    >>> silver("orders-value"), silver("team/orders:v1")
+    ('silver.orders-value', 'silver.team/orders:v1')
     """
-    return _name("silver", subject)
+    return f"silver.{subject}"
 
 
 def features(feature_set: str) -> str:
@@ -189,6 +197,43 @@ def layer_of(name: str) -> tuple[str | None, str]:
     return None, name
 
 
+_ENCODED = "~"  # outside Kafka's character set: an encoded segment never equals a plain one
+_HASHED = "~~"  # outside base32 too
+_MAX_SEGMENT = 255  # bytes in a file name on common filesystems
+
+
+def segment(name: str) -> str:
+    """The path segment of a subject's table: the subject itself when it is a plain
+    name (Kafka's character set, not ``.`` or ``..``), else ``~`` + base32 of its
+    UTF-8 bytes. Beyond 255 characters the segment is ``~~`` + a BLAKE2 digest,
+    which reads back only through the registry's list of subjects.
+
+    >>> segment("orders-value"), segment("../etc"), segment("a/b")
+    ('orders-value', '~fyxc6zlumm', '~mexwe')
+    >>> from_segment(segment("../etc")), len(segment("x" * 10_000))
+    ('../etc', 66)
+    """
+    if _KAFKA_NAME.fullmatch(name) and name not in (".", ".."):
+        return name
+    encoded = _ENCODED + base64.b32encode(name.encode()).decode().rstrip("=").lower()
+    if len(encoded) <= _MAX_SEGMENT:
+        return encoded
+    return _HASHED + hashlib.blake2b(name.encode(), digest_size=32).hexdigest()
+
+
+def from_segment(seg: str) -> str:
+    """The name a path segment stands for (see :func:`segment`); a hashed segment is
+    returned as it is.
+
+    >>> from_segment("orders-value"), from_segment("~mexwe")
+    ('orders-value', 'a/b')
+    """
+    if not seg.startswith(_ENCODED) or seg.startswith(_HASHED):
+        return seg
+    body = seg[1:].upper()
+    return base64.b32decode(body + "=" * (-len(body) % 8)).decode()
+
+
 def table_uri(root: str, name: str) -> str:
     """The URI of table ``name`` under the lake ``root``.
 
@@ -196,12 +241,16 @@ def table_uri(root: str, name: str) -> str:
     '/data/lake/bronze/orders'
     >>> table_uri("s3://bucket/lake/", "dead_letters")
     's3://bucket/lake/dead_letters'
-    >>> table_uri("/data/lake", "silver.../etc")
+    >>> table_uri("/data/lake", "silver./etc/passwd")
+    '/data/lake/silver/~f5sxiyzpobqxg43xmq'
+    >>> table_uri("/data/lake", "bronze.../etc")
     Traceback (most recent call last):
     ...
     lake.errors.InvalidTableName: '../etc' cannot be used as a table name: ...
     """
     layer, rest = layer_of(name)
+    if layer == "silver":
+        return f"{root.rstrip('/')}/silver/{segment(rest)}"
     path = f"{layer}/{validate_name(rest)}" if layer else validate_name(rest)
     return f"{root.rstrip('/')}/{path}"
 

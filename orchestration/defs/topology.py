@@ -17,7 +17,14 @@ import dagster as dg
 
 from features import FeatureSet, Label
 from lake import Lake, silver_topics
-from lake.names import DEAD_LETTERS, SubjectStrategy, layer_of, topic_of_subject, value_subject
+from lake.names import (
+    DEAD_LETTERS,
+    SubjectStrategy,
+    layer_of,
+    segment,
+    topic_of_subject,
+    value_subject,
+)
 from training import ModelSpec
 
 __all__ = ["Topology", "subject_of"]
@@ -97,7 +104,16 @@ class Topology:
 
     @staticmethod
     def silver(subject: str) -> dg.AssetKey:
-        return dg.AssetKey(["silver", subject])
+        """The silver asset of ``subject``; a subject outside Kafka's character set is
+        named by its table folder (Dagster names allow letters, digits and ``_``).
+
+        >>> Topology.silver("orders-value").path, Topology.silver("a/b").path
+        (['silver', 'orders-value'], ['silver', 'encoded_mexwe'])
+        """
+        folder = segment(subject)
+        return dg.AssetKey(
+            ["silver", "encoded_" + folder.lstrip("~") if folder[0] == "~" else folder]
+        )
 
     @staticmethod
     def features(fs: FeatureSet) -> dg.AssetKey:
