@@ -115,7 +115,9 @@ class Decoder:
                     guarded_schema(schema),
                 )
             else:  # Avro schema resolution, record by record, into the reader's fields
-                reader = self.resolver.store.get(chosen, self.reader_version).schema
+                reader = self.resolver.schema(
+                    self.resolver.store.get(chosen, self.reader_version).id
+                )
                 w = _Writer(
                     fastavro.parse_schema(schema),
                     converter(json.loads(reader)),

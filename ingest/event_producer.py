@@ -69,7 +69,7 @@ class EventProducer:
         :class:`lake.SchemaNotFound`."""
         if self.registry_url is None:
             r = self.store.get(subject)
-            return r.id, r.schema
+            return r.id, self.store.resolved(r.id)
         from confluent_kafka.schema_registry import SchemaRegistryClient
         from confluent_kafka.schema_registry.error import SchemaRegistryError
 

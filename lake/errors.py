@@ -98,6 +98,56 @@ class SchemaNotFound(SchemaRegistryError, KeyError):
         return f"{self.what} not found"
 
 
+class SubjectNotFound(SchemaNotFound):
+    """Raised when a subject has no versions (live ones, unless deleted ones were asked for)."""
+
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+        super().__init__(f"subject {subject!r}")
+
+
+class VersionNotFound(SchemaNotFound):
+    """Raised when a subject exists but not the version asked for."""
+
+    def __init__(self, subject: str, version: int | str) -> None:
+        self.subject, self.version = subject, version
+        super().__init__(f"version {version} of subject {subject!r}")
+
+
+class InvalidSubject(SchemaRegistryError, ValueError):
+    """Raised for a subject the registry cannot store (control characters)."""
+
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+        super().__init__(
+            f"subject {subject!r} cannot be registered: it contains control characters; "
+            "use printable characters only"
+        )
+
+
+class DeleteRefused(SchemaRegistryError):
+    """Raised when a delete breaks Confluent's two-step rule or a reference.
+
+    ``reason`` is ``soft_deleted`` (already soft-deleted; delete permanently),
+    ``not_soft_deleted`` (soft-delete first) or ``referenced`` (other schemas
+    reference it: delete those first).
+    """
+
+    def __init__(
+        self, reason: str, subject: str, version: int | None, referrers: tuple[int, ...] = ()
+    ) -> None:
+        self.reason, self.subject, self.version = reason, subject, version
+        self.referrers = list(referrers)
+        what = f"subject {subject!r}" + (f" version {version}" if version is not None else "")
+        todo = {
+            "soft_deleted": "is already soft-deleted; delete it with permanent=true to remove it",
+            "not_soft_deleted": "is not soft-deleted; soft-delete it first, then delete it "
+            "with permanent=true",
+            "referenced": f"is referenced by schema ids {self.referrers}; delete those first",
+        }[reason]
+        super().__init__(f"{what} {todo}")
+
+
 class InvalidSchema(SchemaRegistryError, ValueError):
     """Raised when a schema is not valid Avro; says what the parser objected to."""
 
