@@ -119,8 +119,8 @@ def test_rest_errors_and_config(server):
         422,
         42201,
     )
-    assert err(http.post("/subjects/o-value/versions", content=b"[1, 2")) == (422, 42201)
-    assert err(http.post("/subjects/..%2F..%2Fetc/versions", json={"schema": V1}))[0] in (404, 422)
+    assert err(http.post("/subjects/o-value/versions", content=b"[1, 2")) == (400, 400)
+    assert err(http.post("/subjects/o-value/versions", json=[1, 2])) == (422, 422)
     assert err(http.put("/config", json={"compatibility": "SIDEWAYS"})) == (422, 42203)
     assert err(http.get("/config/o-value")) == (404, 40408)
     # Nothing above changed the registry.
@@ -142,7 +142,7 @@ def test_rest_errors_and_config(server):
     assert http.delete("/subjects/o-value").json() == [1]
     assert http.get("/subjects").json() == []
     assert http.get("/subjects?deleted=true").json() == ["o-value"]
-    assert http.get("/schemas/ids/1").json()["schema"].startswith('{"fields"')
+    assert http.get("/schemas/ids/1").json()["schema"] == V1  # as registered
 
 
 def test_registry_command_serves_on_loopback_and_stops(tmp_path):
