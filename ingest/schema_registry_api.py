@@ -5,7 +5,7 @@ Confluent's API reference is the specification: ``SchemaRegistryClient`` with
 unmodified, and status codes, error codes and messages are Confluent's:
 40401 subject, 40402 version, 40403 schema not found; 40404/40406 already
 soft-deleted, 40405/40407 not soft-deleted before a permanent delete; 40408 no
-subject-level compatibility; 409 (40901) incompatible; 42201 invalid schema,
+subject-level compatibility; 409 incompatible; 42201 invalid schema,
 42202 invalid version, 42203 invalid compatibility level, 42206 referenced,
 42208 invalid subject. A refused request writes nothing. Schemas come back as
 they were registered. ``GET /openapi.json`` describes the API.
@@ -142,9 +142,9 @@ def _to_api_error(e: Exception) -> ApiError:
     if isinstance(e, InvalidSubject):
         return ApiError(422, 42208, f"The specified subject '{e.subject}' is not a valid.")
     if isinstance(e, IncompatibleSchema):
-        return ApiError(
+        return ApiError(  # 409 as the API reference and Confluent's clients' tests have it
             409,
-            40901,
+            409,
             "Schema being registered is incompatible with an earlier schema for subject "
             f'"{e.subject}", details: {e.problems}',
         )

@@ -35,7 +35,6 @@ import datetime as dt
 import json
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Literal
 
 import pyarrow as pa
@@ -47,13 +46,19 @@ from lake.errors import (
     DeleteRefused,
     IncompatibleSchema,
     InvalidSchema,
-    InvalidSubject,
     SchemaNotFound,
     SchemaRegistryError,
     SubjectNotFound,
     VersionNotFound,
 )
 from lake.names import UTC_MICROS, registry_table
+from lake.schema_versions import (
+    RegisteredSchema,
+    named_texts,
+    pin_references,
+    validate_subject,
+    versions_of,
+)
 from lake.schemas import (
     COMPATIBILITY_LEVELS,
     DEFAULT_COMPATIBILITY,
@@ -90,37 +95,6 @@ CONFIG_SCHEMA = pa.schema(
     ]
 )
 Version = int | Literal["latest"]
-
-
-@dataclass(frozen=True)
-class RegisteredSchema:
-    """One version of a subject; ``schema`` is the text as it was registered."""
-
-    id: int
-    subject: str
-    version: int
-    schema: str
-    deleted: bool = False
-    references: tuple[Reference, ...] = ()
-    fingerprint: str = field(default="", compare=False, repr=False)
-    purged: bool = field(default=False, compare=False, repr=False)
-
-
-def validate_subject(subject: str) -> str:
-    """Return ``subject`` if Confluent's registry accepts it (no control characters).
-
-    >>> validate_subject("any/name: even {this} *")
-    'any/name: even {this} *'
-    >>> validate_subject("bad\\nname")
-    Traceback (most recent call last):
-    ...
-    lake.errors.InvalidSubject: subject 'bad\\nname' cannot be registered: ...
-    """
-    if not isinstance(subject, str) or any(
-        ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in subject
-    ):
-        raise InvalidSubject(str(subject))
-    return subject
 
 
 def _quoted(text: str) -> str:
@@ -202,16 +176,6 @@ class SchemaStore:
         with self._lock:
             return [r for r in self._refresh() if purged or not r.purged]
 
-    @staticmethod
-    def _of(
-        rows: list[RegisteredSchema], subject: str, *, deleted: bool = False
-    ) -> list[RegisteredSchema]:
-        """``subject``'s versions, oldest first (soft-deleted ones too with ``deleted``)."""
-        return sorted(
-            (r for r in rows if r.subject == subject and (deleted or not r.deleted)),
-            key=lambda r: r.version,
-        )
-
     def subjects(
         self, *, include_deleted: bool = False, deleted_only: bool = False, prefix: str = ""
     ) -> list[str]:
@@ -228,7 +192,7 @@ class SchemaStore:
     ) -> list[int]:
         """Version numbers of ``subject``; raises :class:`SubjectNotFound` if it has none
         (none live, unless deleted ones are asked for)."""
-        rows = self._of(self._snapshot(), subject, deleted=include_deleted or deleted_only)
+        rows = versions_of(self._snapshot(), subject, deleted=include_deleted or deleted_only)
         if not rows:
             raise SubjectNotFound(subject)
         return [r.version for r in rows if r.deleted or not deleted_only]
@@ -238,7 +202,7 @@ class SchemaStore:
     ) -> RegisteredSchema:
         """One version of ``subject`` (``"latest"`` = its highest version, live unless
         ``include_deleted``)."""
-        rows = self._of(self._snapshot(), subject, deleted=include_deleted)
+        rows = versions_of(self._snapshot(), subject, deleted=include_deleted)
         if not rows:
             raise SubjectNotFound(subject)
         if version == "latest":
@@ -312,11 +276,11 @@ class SchemaStore:
         """The version of ``subject`` whose schema and references equal these (live only,
         unless ``include_deleted``); raises :class:`SubjectNotFound` or :class:`SchemaNotFound`."""
         rows = self._snapshot()
-        mine = self._of(rows, subject, deleted=include_deleted)
+        mine = versions_of(rows, subject, deleted=include_deleted)
         if not mine:
             raise SubjectNotFound(subject)
-        refs = self._pin(rows, references)
-        key = fingerprint(parse_schema(schema, self._named(rows, refs)), refs)
+        refs = pin_references(rows, references)
+        key = fingerprint(parse_schema(schema, named_texts(rows, refs)), refs)
         for r in mine:
             if r.fingerprint == key:
                 return r
@@ -336,48 +300,11 @@ class SchemaStore:
 
     # -- references and parsing ------------------------------------------------
 
-    def _pin(
-        self, rows: list[RegisteredSchema], refs: Sequence[Reference]
-    ) -> tuple[Reference, ...]:
-        """References with ``-1`` (latest) pinned to the version it names now; each must exist."""
-        out = []
-        for ref in refs:
-            mine = self._of(rows, ref.subject, deleted=ref.version != -1)
-            chosen = (
-                mine[-1:] if ref.version == -1 else [r for r in mine if r.version == ref.version]
-            )
-            if not chosen:
-                raise InvalidSchema(
-                    f"reference {ref.name!r} names version {ref.version} of subject "
-                    f"{ref.subject!r}, which does not exist; register it first"
-                )
-            out.append(Reference(ref.name, ref.subject, chosen[0].version))
-        return tuple(out)
-
-    def _named(self, rows: list[RegisteredSchema], refs: Sequence[Reference]) -> list[str]:
-        """The texts a schema with ``refs`` needs, dependencies first, each once."""
-        index = {(r.subject, r.version): r for r in sorted(rows, key=lambda r: not r.purged)}
-        out: list[str] = []
-        done: set[tuple[str, int]] = set()
-
-        def visit(ref: Reference) -> None:
-            key = (ref.subject, ref.version)
-            if key in done or key not in index:
-                return
-            done.add(key)
-            for inner in index[key].references:
-                visit(inner)
-            out.append(index[key].schema)
-
-        for ref in refs:
-            visit(ref)
-        return out
-
     def _parse(self, r: RegisteredSchema, rows: list[RegisteredSchema]) -> ParsedSchema:
         key = f"{r.subject}\0{r.version}\0{r.fingerprint}\0{r.purged}"
         parsed = self._parsed.get(key)
         if parsed is None:
-            parsed = self._parsed[key] = parse_schema(r.schema, self._named(rows, r.references))
+            parsed = self._parsed[key] = parse_schema(r.schema, named_texts(rows, r.references))
         return parsed
 
     def problems(self, subject: str, schema: str, version: Version | None = None) -> list[str]:
@@ -398,8 +325,8 @@ class SchemaStore:
     ) -> list[str]:
         """:meth:`problems` for a schema with ``references``."""
         rows = self._snapshot()
-        refs = self._pin(rows, references)
-        return self._check(rows, subject, parse_schema(schema, self._named(rows, refs)), version)
+        refs = pin_references(rows, references)
+        return self._check(rows, subject, parse_schema(schema, named_texts(rows, refs)), version)
 
     def _check(
         self,
@@ -412,7 +339,7 @@ class SchemaStore:
         not re-read the table between its check and its commit."""
         with self._lock:
             level = self._level(subject) or DEFAULT_COMPATIBILITY
-        live = self._of(rows, subject)
+        live = versions_of(rows, subject)
         if version is not None:
             if not live:
                 raise SubjectNotFound(subject)
@@ -427,7 +354,7 @@ class SchemaStore:
         subject's level: what a registration would have refused ([] when all hold)."""
         rows = self._snapshot()
         level = self.compatibility(subject) or DEFAULT_COMPATIBILITY
-        live = self._of(rows, subject)
+        live = versions_of(rows, subject)
         parsed = [self._parse(r, rows) for r in live]
         out: list[str] = []
         for i in range(1, len(parsed)):
@@ -464,10 +391,10 @@ class SchemaStore:
                 every = list(self._refresh())
                 rows = [r for r in every if not r.purged]
                 top = self._top_id
-            refs = self._pin(rows, references)
-            parsed = parse_schema(schema, self._named(rows, refs))
+            refs = pin_references(rows, references)
+            parsed = parse_schema(schema, named_texts(rows, refs))
             key = fingerprint(parsed, refs)
-            mine = self._of(rows, subject, deleted=True)
+            mine = versions_of(rows, subject, deleted=True)
             for r in mine:
                 if r.fingerprint == key and not r.deleted:
                     return r
@@ -504,7 +431,7 @@ class SchemaStore:
         if any(r.id == schema_id and r.subject == subject for r in rows):
             return
         refs = tuple(references)
-        parsed = parse_schema(schema, self._named(rows, refs))
+        parsed = parse_schema(schema, named_texts(rows, refs))
         row = RegisteredSchema(
             schema_id, subject, version, schema, False, refs, fingerprint(parsed, refs)
         )
@@ -579,7 +506,7 @@ class SchemaStore:
         :class:`VersionNotFound` or :class:`DeleteRefused` saying which rule.
         """
         rows = self._snapshot()
-        every = self._of(rows, subject, deleted=True)
+        every = versions_of(rows, subject, deleted=True)
         if not every:
             raise SubjectNotFound(subject)
         if version is None:
@@ -589,7 +516,7 @@ class SchemaStore:
             if permanent and any(not r.deleted for r in targets):
                 raise DeleteRefused("not_soft_deleted", subject, None)
         else:
-            pool = every if permanent else self._of(rows, subject)
+            pool = every if permanent else versions_of(rows, subject)
             chosen = (
                 pool[-1:] if version == "latest" else [r for r in every if r.version == version]
             )

@@ -172,3 +172,25 @@ def test_confluent_serializers_with_references_through_kafka_into_silver(
     rows = Lake(lake_root).scan(silver(subject)).sort("order_id").collect()
     assert rows.select("order_id", "ship_to", "bill_to").to_dicts() == events
     assert rows.schema["ship_to"] == pl.Struct({"street": pl.String, "city": pl.String})
+
+
+def test_an_external_registry_s_references_are_copied_into_the_lake(tmp_path):
+    from ingest.schema_resolver import SchemaResolver
+
+    with SchemaRegistryServer(SchemaStore.open(Lake(str(tmp_path / "elsewhere")))) as external:
+        client = SchemaRegistryClient({"url": external.url})
+        client.register_schema("city", Schema(CITY, "AVRO"))
+        client.register_schema(
+            "address", Schema(ADDRESS, "AVRO", [SchemaReference("geo.City", "city", 1)])
+        )
+        order = client.register_schema(
+            "o", Schema(ORDER, "AVRO", [SchemaReference("geo.Address", "address", 1)])
+        )
+        ours = SchemaStore.open(Lake(str(tmp_path / "lake")))
+        standalone = json.loads(SchemaResolver(ours, external.url).schema(order))
+    assert standalone["fields"][1]["type"]["fields"][1]["type"]["symbols"] == ["OSLO", "LIMA"]
+    # The external registry is gone; the lake has the schema and what it references.
+    again = SchemaStore.open(Lake(str(tmp_path / "lake")))
+    assert again.subjects() == ["address", "city", "o"]
+    assert again.get("o").references[0].subject == "address"
+    assert json.loads(again.resolved(order)) == standalone
