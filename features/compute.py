@@ -43,6 +43,7 @@ __all__ = [
     "feature_frame",
     "feature_rows",
     "first_labels",
+    "label_dtype",
     "no_label",
     "read_features",
     "source_events",
@@ -74,11 +75,34 @@ def source_events(lake: Lake, fs: FeatureSet, source: pl.LazyFrame | None = None
     )
 
 
-def no_label() -> list[pl.Expr]:
-    """The label columns of a row whose label has not arrived: all null."""
-    return [pl.lit(None, pl.Float64).alias("label")] + [
+def no_label(dtype: pl.DataType | type[pl.DataType] = pl.Float64) -> list[pl.Expr]:
+    """The label columns of a row whose label has not arrived: all null, the label
+    typed ``dtype`` (see :func:`label_dtype`)."""
+    return [pl.lit(None, dtype).alias("label")] + [
         pl.lit(None, dtype).alias(c) for c, dtype in _LABEL_TYPES.items()
     ]
+
+
+def label_dtype(lake: Lake, fs: FeatureSet) -> pl.DataType:
+    """The type of ``fs``'s label: its column's in silver, as the schema types it
+    (a string, int or boolean class stays one); before that table exists, the
+    feature table's, else Float64.
+
+    >>> import tempfile
+    >>> fs = FeatureSet("f", "silver.s", "k", "t", label=Label("silver.l", "k", "y"))
+    >>> label_dtype(Lake(tempfile.mkdtemp()), fs)
+    Float64
+    """
+    label = fs.label
+    if label is None:
+        return pl.Float64()
+    table, column = (fs.source, label) if isinstance(label, str) else (label.table, label.column)
+    for name, col in ((table, column), (features_table(fs.name), "label")):
+        try:
+            return lake.scan(name).collect_schema()[col]
+        except (TableNotInLake, KeyError):
+            continue
+    return pl.Float64()
 
 
 def feature_rows(
@@ -87,11 +111,14 @@ def feature_rows(
     events: pl.LazyFrame,
     base: dict[str, pl.LazyFrame] | None = None,
     window_events: pl.LazyFrame | None = None,
+    *,
+    label_type: pl.DataType | type[pl.DataType] = pl.Float64,
 ) -> pl.LazyFrame:
     """Feature rows (key, event time, features, lineage) for the events ``queries``,
     aggregating ``events`` before each: unwindowed aggregations on top of ``base``
     (partials per key of the events older than ``events``), windowed ones over
-    ``window_events`` (default ``events``), which must cover each window."""
+    ``window_events`` (default ``events``), which must cover each window. Rows
+    waiting for a later label event get a null label of ``label_type``."""
     t = fs.event_time
     out = queries.with_columns(expr.alias(name) for name, expr in fs.row_local.items())
     groups: dict[tuple[str, bool], dict] = {}
@@ -108,7 +135,7 @@ def feature_rows(
             pl.col(s).alias(d) for s, d in zip(COORDINATES, LABEL_COORDINATES, strict=True)
         ]
     else:
-        label = no_label()
+        label = no_label(label_type)
     return out.select(
         fs.key, t, *fs.feature_names, *label, *COORDINATES, DATE, pl.lit(False).alias(LATE)
     ).select(fs.key, t, *fs.feature_names, "label", *FEATURE_LINEAGE, LATE)
@@ -123,17 +150,20 @@ def first_labels(events: pl.LazyFrame, label: Label) -> pl.LazyFrame:
         .first()
         .select(
             pl.col(label.key).alias("_join_key"),
-            pl.col(label.column).cast(pl.Float64).alias("label"),
+            pl.col(label.column).alias("label"),
             *[pl.col(s).alias(d) for s, d in zip(COORDINATES, LABEL_COORDINATES, strict=True)],
         )
     )
 
 
-def _labels(lake: Lake, label: Label) -> pl.LazyFrame:
+def _labels(lake: Lake, fs: FeatureSet) -> pl.LazyFrame:
+    label = fs.label
+    assert isinstance(label, Label)
     try:
         return first_labels(lake.scan(label.table), label)
     except TableNotInLake:  # no label has landed yet
-        return pl.LazyFrame(schema={"_join_key": pl.Int64, "label": pl.Float64, **_LABEL_TYPES})
+        empty = pl.Schema({"_join_key": pl.Int64(), "label": label_dtype(lake, fs)})
+        return pl.LazyFrame(schema={**empty, **_LABEL_TYPES})
 
 
 def with_labels(rows: pl.LazyFrame, labels: pl.LazyFrame, fs: FeatureSet) -> pl.LazyFrame:
@@ -152,9 +182,9 @@ def feature_frame(lake: Lake, fs: FeatureSet, *, with_label: bool = True) -> pl.
     """The feature set over the whole source (batch semantics): one row per event, in
     event-time order (ties by partition and offset)."""
     events = source_events(lake, fs)
-    rows = feature_rows(fs, events, events)
+    rows = feature_rows(fs, events, events, label_type=label_dtype(lake, fs))
     if with_label and isinstance(fs.label, Label):
-        rows = with_labels(rows, _labels(lake, fs.label), fs)
+        rows = with_labels(rows, _labels(lake, fs), fs)
     return rows.sort([fs.event_time, *EVENT_ORDER_TIEBREAK])
 
 
@@ -162,9 +192,9 @@ def batch_rows(lake: Lake, fs: FeatureSet, start: dt.date, end: dt.date) -> pl.D
     """The feature rows of days ``start..end`` (inclusive) by the batch path."""
     events = source_events(lake, fs)
     queries = events.filter(pl.col(DATE).is_between(start, end))
-    rows = feature_rows(fs, queries, events)
+    rows = feature_rows(fs, queries, events, label_type=label_dtype(lake, fs))
     if isinstance(fs.label, Label):
-        rows = with_labels(rows, _labels(lake, fs.label), fs)
+        rows = with_labels(rows, _labels(lake, fs), fs)
     return rows.collect()
 
 

@@ -45,6 +45,7 @@ from features.compute import (
     LATE,
     feature_rows,
     first_labels,
+    label_dtype,
     source_events,
 )
 from features.definition import FeatureSet, Label
@@ -127,8 +128,11 @@ def update_features(lake: Lake, fs: FeatureSet, *, drain: bool = False) -> Featu
     after = buffer.filter(pl.col(t) >= frontier) if frontier is not None else buffer
     unwindowed = pl.concat([after.drop(_EMITTED), ontime], how="diagonal_relaxed")
     lazy_base = {by: b.lazy() for by, b in base.items()}
+    typed = label_dtype(lake, fs)
     late_rows = (
-        feature_rows(fs, late.lazy(), unwindowed.lazy(), lazy_base, window_events.lazy())
+        feature_rows(
+            fs, late.lazy(), unwindowed.lazy(), lazy_base, window_events.lazy(), label_type=typed
+        )
         .with_columns(pl.lit(True).alias(LATE))
         .collect()
         if late.height
@@ -147,7 +151,9 @@ def update_features(lake: Lake, fs: FeatureSet, *, drain: bool = False) -> Featu
     )
     emit = waiting.filter(pl.col(t) <= watermark)
     lazy_base = {by: b.lazy() for by, b in base.items()}
-    rows = feature_rows(fs, emit.lazy(), unwindowed.lazy(), lazy_base, window_events.lazy())
+    rows = feature_rows(
+        fs, emit.lazy(), unwindowed.lazy(), lazy_base, window_events.lazy(), label_type=typed
+    )
     emitted = rows.collect()
     if late_rows is not None:
         emitted = pl.concat([late_rows, emitted], how="diagonal_relaxed")

@@ -87,9 +87,7 @@ def labeled_rows(
     xs = df.select(names).to_dicts()
     if any(df[c].null_count() for c in names):  # River models want no None values
         xs = [{k: v for k, v in x.items() if v is not None} for x in xs]
-    y = df["label"].to_list()
-    if spec.task == "classification":
-        y = [bool(v) for v in y]
+    y = df["label"].to_list()  # typed as the schema types it: classes stay str/int/bool
     return Rows(df, xs, y, df[fs.event_time], table.version())
 
 

@@ -1,0 +1,206 @@
+"""The learner is exactly River, for every task and kind of label and metric.
+
+Each stream (River's bundled datasets and synthetic generators) goes through the
+whole pipeline: Avro through Kafka, bronze, silver, features, ``learn_online``. Its
+progressive metric must equal ``river.evaluate.progressive_val_score`` on the same
+stream to the last digit, and the learned state must equal River's. Labels keep the
+type the schema gives them: string, int and boolean classes, float targets. Both
+sides run in this process, so they share one ``PYTHONHASHSEED`` (River's multiclass
+wrappers iterate over sets of labels).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import polars as pl
+import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+from river import datasets, evaluate, linear_model, metrics, multiclass, preprocessing, tree
+from river.datasets import synth
+
+from features import FeatureSet, update_features
+from ingest import Record, produce
+from ingest.schema_registry_api import SchemaRegistryServer
+from lake import Lake, SchemaStore
+from tests.conftest import ingest_until_caught_up
+from training.online import learn_online
+from training.specs import ModelSpec
+
+AVRO = {str: "string", int: "long", float: "double", bool: "boolean"}
+N = 400
+
+
+def normalized(stream: Any, n: int = N) -> list[tuple[dict[str, Any], Any]]:
+    """The first ``n`` rows with Avro-safe feature names and one Python type per
+    feature (a feature that is sometimes a float is always one), for both sides."""
+    rows = list(itertools.islice(stream, n))
+    names = {k: f"f_{k}".replace("-", "_") for k in rows[0][0]}
+    floats = {k for x, _ in rows for k, v in x.items() if isinstance(v, float)}
+    return [({names[k]: float(v) if k in floats else v for k, v in x.items()}, y) for x, y in rows]
+
+
+def through_the_lake(broker, lake_root: str, rows: list[tuple[dict, Any]]) -> FeatureSet:
+    """``rows`` produced as Avro to a new topic, ingested, and turned into features."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topic = f"river-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=10)
+    x0, y0 = rows[0]
+    schema = json.dumps(
+        {
+            "type": "record",
+            "name": "Row",
+            "fields": [{"name": "row_id", "type": "long"}]
+            + [{"name": k, "type": AVRO[type(v)]} for k, v in x0.items()]
+            + [{"name": "y", "type": AVRO[type(y0)]}],
+        }
+    )
+    with SchemaRegistryServer(SchemaStore.open(Lake(lake_root))) as server:
+        ser = AvroSerializer(SchemaRegistryClient({"url": server.url}), schema)
+        ctx = SerializationContext(topic, MessageField.VALUE)
+        records = [
+            Record(None, ser({"row_id": i, **x, "y": y}, ctx), None, 0, 1_700_000_000_000 + i)
+            for i, (x, y) in enumerate(rows)
+        ]
+    produce(broker.bootstrap_servers, topic, records)
+    ingest_until_caught_up(broker, topic, lake_root)
+    fs = FeatureSet(
+        name=topic.replace("-", "_"),
+        source=f"silver.{topic}-value",
+        key="row_id",
+        event_time="_kafka_timestamp",
+        features={k: pl.col(k) for k in x0},
+        label="y",
+    )
+    assert update_features(Lake(lake_root), fs).new_rows == len(rows)
+    return fs
+
+
+def same_state(ours: Any, river: Any, rows: list[tuple[dict, Any]], task: str) -> None:
+    """The learned state equals River's: weights of linear models (per class for
+    one-vs-rest); the shape of trees and every answer they give."""
+    last = list(ours.steps.values())[-1] if hasattr(ours, "steps") else ours
+    ref = list(river.steps.values())[-1] if hasattr(river, "steps") else river
+    if isinstance(last, multiclass.OneVsRestClassifier):
+        assert list(last.classifiers) == list(ref.classifiers)
+        for c in last.classifiers:
+            assert dict(last.classifiers[c].weights) == dict(ref.classifiers[c].weights)
+    elif hasattr(last, "weights"):
+        assert dict(last.weights) == dict(ref.weights)
+    else:
+        assert last.summary == ref.summary
+    answer = "predict_proba_one" if task == "classification" else "predict_one"
+    for x, _ in rows:
+        assert getattr(ours, answer)(x) == getattr(river, answer)(x)
+
+
+def _scaled_lr() -> Any:
+    return preprocessing.StandardScaler() | linear_model.LogisticRegression()
+
+
+def _scaled_ovr() -> Any:
+    return preprocessing.StandardScaler() | multiclass.OneVsRestClassifier(
+        linear_model.LogisticRegression()
+    )
+
+
+def _ovr() -> Any:
+    return multiclass.OneVsRestClassifier(linear_model.LogisticRegression())
+
+
+def _tree() -> Any:  # answers nothing until it has seen a label
+    return tree.HoeffdingTreeClassifier(grace_period=50)
+
+
+def _linear_regression() -> Any:
+    return preprocessing.StandardScaler() | linear_model.LinearRegression()
+
+
+def _tree_regressor() -> Any:
+    return tree.HoeffdingTreeRegressor(grace_period=50)
+
+
+def _agrawal() -> Any:
+    return synth.Agrawal(seed=42)
+
+
+def _rbf() -> Any:
+    return synth.RandomRBF(seed_model=7, seed_sample=7, n_classes=3, n_features=5)
+
+
+Case = tuple[str, Callable[[], Any], Callable[[], Any]]
+CASES: dict[str, tuple[Callable[[], Any], str, list[Case]]] = {
+    # Multiclass, string labels; a label metric and a probability metric.
+    "image_segments": (
+        datasets.ImageSegments,
+        "classification",
+        [("ovr_lr", _scaled_ovr, metrics.MacroF1), ("tree", _tree, metrics.CrossEntropy)],
+    ),
+    # Binary, int labels (0/1).
+    "agrawal": (
+        _agrawal,
+        "classification",
+        [("lr", _scaled_lr, metrics.LogLoss), ("tree", _tree, metrics.ROCAUC)],
+    ),
+    # Multiclass, int labels.
+    "random_rbf": (
+        _rbf,
+        "classification",
+        [("tree", _tree, metrics.Accuracy), ("ovr_lr", _ovr, metrics.MicroF1)],
+    ),
+    # Binary, boolean labels.
+    "phishing": (datasets.Phishing, "classification", [("tree", _tree, metrics.F1)]),
+    # Regression, float targets.
+    "trump_approval": (
+        datasets.TrumpApproval,
+        "regression",
+        [("lr", _linear_regression, metrics.MAE), ("tree", _tree_regressor, metrics.RMSE)],
+    ),
+}
+
+
+@pytest.mark.parametrize("dataset", list(CASES))
+def test_pipeline_equals_river_progressive_val_score(broker, tmp_path, dataset):
+    make_stream, task, cases = CASES[dataset]
+    rows = normalized(make_stream())
+    labels = {type(y) for _, y in rows}
+    fs = through_the_lake(broker, str(tmp_path / "lake"), rows)
+    lake = Lake(str(tmp_path / "lake"))
+    stored = lake.scan(f"features.{fs.name}").select("label").collect()["label"].to_list()
+    assert {type(v) for v in stored} == labels  # classes keep their schema type
+    for name, make_model, make_metric in cases:
+        spec = ModelSpec(
+            name=f"{fs.name}_{name}",
+            feature_set=fs,
+            make_model=make_model,
+            make_metric=make_metric,
+            task=task,  # type: ignore[arg-type]
+        )
+        run = learn_online(lake, spec)
+        river_model = make_model()
+        expected = evaluate.progressive_val_score(iter(rows), river_model, make_metric())
+        assert run.rows == len(rows)
+        got = run.version.metrics[type(expected).__name__]
+        assert got == expected.get(), (dataset, name, got, expected.get())
+        same_state(run.version.model, river_model, rows, task)
+
+
+def test_streams_cover_every_label_type():
+    kinds = set()
+    for make_stream, task, _ in CASES.values():
+        _, y = next(iter(make_stream()))
+        kinds.add((task, type(y).__name__))
+    assert kinds == {
+        ("classification", "str"),
+        ("classification", "int"),
+        ("classification", "bool"),
+        ("regression", "float"),
+    }
