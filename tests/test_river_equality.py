@@ -25,7 +25,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from river import datasets, evaluate, linear_model, metrics, multiclass, preprocessing, tree
 from river.datasets import synth
 
-from features import FeatureSet, update_features
+from features import FeatureSet, Label, update_features
 from ingest import Record, produce
 from ingest.schema_registry_api import SchemaRegistryServer
 from lake import Lake, SchemaStore
@@ -46,39 +46,50 @@ def normalized(stream: Any, n: int = N) -> list[tuple[dict[str, Any], Any]]:
     return [({names[k]: float(v) if k in floats else v for k, v in x.items()}, y) for x, y in rows]
 
 
-def through_the_lake(broker, lake_root: str, rows: list[tuple[dict, Any]]) -> FeatureSet:
-    """``rows`` produced as Avro to a new topic, ingested, and turned into features."""
+def _send(broker, lake_root: str, topic: str, record: dict, events: list[dict]) -> None:
+    """``events`` as Avro (schema ``record``) on a new one-partition ``topic``, 1 ms apart,
+    ingested into bronze and silver."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    topic = f"river-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=10)
-    x0, y0 = rows[0]
-    schema = json.dumps(
-        {
-            "type": "record",
-            "name": "Row",
-            "fields": [{"name": "row_id", "type": "long"}]
-            + [{"name": k, "type": AVRO[type(v)]} for k, v in x0.items()]
-            + [{"name": "y", "type": AVRO[type(y0)]}],
-        }
-    )
     with SchemaRegistryServer(SchemaStore.open(Lake(lake_root))) as server:
-        ser = AvroSerializer(SchemaRegistryClient({"url": server.url}), schema)
+        ser = AvroSerializer(SchemaRegistryClient({"url": server.url}), json.dumps(record))
         ctx = SerializationContext(topic, MessageField.VALUE)
         records = [
-            Record(None, ser({"row_id": i, **x, "y": y}, ctx), None, 0, 1_700_000_000_000 + i)
-            for i, (x, y) in enumerate(rows)
+            Record(None, ser(e, ctx), None, 0, 1_700_000_000_000 + i) for i, e in enumerate(events)
         ]
     produce(broker.bootstrap_servers, topic, records)
     ingest_until_caught_up(broker, topic, lake_root)
+
+
+def through_the_lake(
+    broker, lake_root: str, rows: list[tuple[dict, Any]], *, label_event: bool = False
+) -> FeatureSet:
+    """``rows`` produced as Avro, ingested, and turned into features; the label in the
+    same event, or with ``label_event`` in a later event on another topic."""
+    topic = f"river-{uuid.uuid4().hex[:8]}"
+    x0, y0 = rows[0]
+    row_id = {"name": "row_id", "type": "long"}
+    fields = [row_id] + [{"name": k, "type": AVRO[type(v)]} for k, v in x0.items()]
+    y = [{"name": "y", "type": AVRO[type(y0)]}]
+    label: Label | str = "y"
+    if label_event:
+        outcome = {"type": "record", "name": "Outcome", "fields": [row_id, *y]}
+        outcomes = [{"row_id": i, "y": v} for i, (_, v) in enumerate(rows)]
+        _send(broker, lake_root, f"{topic}-labels", outcome, outcomes)
+        label, y = Label(f"silver.{topic}-labels-value", "row_id", "y"), []
+    events = [
+        {"row_id": i, **x} | ({} if label_event else {"y": v}) for i, (x, v) in enumerate(rows)
+    ]
+    _send(broker, lake_root, topic, {"type": "record", "name": "Row", "fields": fields + y}, events)
     fs = FeatureSet(
         name=topic.replace("-", "_"),
         source=f"silver.{topic}-value",
         key="row_id",
         event_time="_kafka_timestamp",
         features={k: pl.col(k) for k in x0},
-        label="y",
+        label=label,
     )
     assert update_features(Lake(lake_root), fs).new_rows == len(rows)
     return fs
@@ -167,12 +178,16 @@ CASES: dict[str, tuple[Callable[[], Any], str, list[Case]]] = {
 }
 
 
-@pytest.mark.parametrize("dataset", list(CASES))
-def test_pipeline_equals_river_progressive_val_score(broker, tmp_path, dataset):
+@pytest.mark.parametrize(
+    "dataset, label_event",
+    [(d, False) for d in CASES] + [("image_segments", True), ("agrawal", True)],
+)
+def test_pipeline_equals_river_progressive_val_score(broker, tmp_path, dataset, label_event):
+    """Labels in the event itself, or (``label_event``) joined from a later event."""
     make_stream, task, cases = CASES[dataset]
     rows = normalized(make_stream())
     labels = {type(y) for _, y in rows}
-    fs = through_the_lake(broker, str(tmp_path / "lake"), rows)
+    fs = through_the_lake(broker, str(tmp_path / "lake"), rows, label_event=label_event)
     lake = Lake(str(tmp_path / "lake"))
     stored = lake.scan(f"features.{fs.name}").select("label").collect()["label"].to_list()
     assert {type(v) for v in stored} == labels  # classes keep their schema type
