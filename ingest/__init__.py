@@ -19,7 +19,13 @@ from ingest.errors import (
 )
 from ingest.event_producer import EventProducer
 from ingest.ingester import Ingester, IngestSummary
-from ingest.kafka import consumer_config, ensure_topic, high_watermarks, wait_for_broker
+from ingest.kafka import (
+    client_config,
+    consumer_config,
+    ensure_topic,
+    high_watermarks,
+    wait_for_broker,
+)
 from ingest.metrics import IngestMetrics
 from ingest.options import IngestOptions
 from ingest.producer import Record, produce
@@ -56,6 +62,7 @@ __all__ = [
     "SilverWriter",
     "Sink",
     "TopicNotFound",
+    "client_config",
     "consumer_config",
     "ensure_topic",
     "free_port",

@@ -18,6 +18,7 @@ from types import TracebackType
 from confluent_kafka.admin import AdminClient
 
 from ingest.errors import BrokerStartError
+from ingest.kafka import client_config
 
 __all__ = ["EmbeddedBroker", "free_port"]
 
@@ -128,11 +129,10 @@ class EmbeddedBroker:
             except OSError:
                 time.sleep(0.05)
                 continue
-            admin = AdminClient(
-                {
-                    "bootstrap.servers": f"{self.host}:{self.port}",
-                    "socket.connection.setup.timeout.ms": 1000,
-                }
+            admin = AdminClient(  # its own loopback broker: no connection options
+                client_config(
+                    f"{self.host}:{self.port}", None, {"socket.connection.setup.timeout.ms": 1000}
+                )
             )
             try:
                 admin.list_topics(timeout=2)

@@ -21,6 +21,7 @@ from confluent_kafka import KafkaException, Producer
 from fastavro.validation import ValidationError, validate
 
 from ingest.errors import InvalidEvent
+from ingest.kafka import client_config
 from lake import SchemaNotFound, SchemaStore
 
 __all__ = ["EventProducer", "frame"]
@@ -55,13 +56,13 @@ class EventProducer:
         registry_url: str | None = None,
         *,
         delivery_timeout_s: float = 10.0,
+        client_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.store = store
         self.registry_url = registry_url
         self.delivery_timeout_s = delivery_timeout_s
-        self._producer = Producer(
-            {"bootstrap.servers": bootstrap_servers, "enable.idempotence": True, "linger.ms": 1}
-        )
+        role = {"enable.idempotence": True, "linger.ms": 1}
+        self._producer = Producer(client_config(bootstrap_servers, client_options, role))
         self._lock = threading.Lock()
 
     def schema(self, subject: str) -> tuple[int, str]:

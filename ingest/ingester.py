@@ -128,7 +128,9 @@ class Ingester:
         o = self.options
         started = time.monotonic()
         ensure_writable(o.lake.root)
-        admin = wait_for_broker(o.bootstrap_servers, wait_s=o.broker_wait_s)
+        admin = wait_for_broker(
+            o.bootstrap_servers, wait_s=o.broker_wait_s, client_options=o.client_options
+        )
         n_partitions = ensure_topic(
             admin,
             o.topic,
@@ -140,7 +142,11 @@ class Ingester:
         consumer = Consumer(
             {
                 **consumer_config(
-                    o.bootstrap_servers, o.group_id, o.consumer_options, self._on_error
+                    o.bootstrap_servers,
+                    o.group_id,
+                    o.consumer_options,
+                    self._on_error,
+                    o.client_options,
                 ),
                 "logger": logging.getLogger("librdkafka"),
             }
@@ -381,7 +387,13 @@ class Ingester:
     def _watermarks(self, partitions: Iterable[int]) -> dict[int, tuple[int, int]]:
         o = self.options
         isolation = str(o.consumer_options.get("isolation.level", "read_committed"))
-        return high_watermarks(o.bootstrap_servers, o.topic, partitions, isolation_level=isolation)
+        return high_watermarks(
+            o.bootstrap_servers,
+            o.topic,
+            partitions,
+            isolation_level=isolation,
+            client_options=o.client_options,
+        )
 
     def _owned_caught_up(self, targets: dict[int, tuple[int, int]]) -> bool:
         for p in self._owned:

@@ -1,4 +1,11 @@
-"""Connecting to Kafka: client configuration, waiting for a broker, topics."""
+"""Connecting to Kafka: client configuration, waiting for a broker, topics.
+
+Every Kafka client eventlake creates takes its configuration from
+:func:`client_config` (consumers through :func:`consumer_config`): the bootstrap
+servers, the connection's ``client_options`` (security protocol, SASL, TLS
+files, anything else librdkafka takes, built from the settings by
+``orchestration``) and what the client's role needs, which wins.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
 from ingest.errors import BrokerUnavailable, TopicNotFound
 
 __all__ = [
+    "client_config",
     "consumer_config",
     "ensure_topic",
     "high_watermarks",
@@ -49,16 +57,33 @@ _CONSUMER_DEFAULTS: dict[str, Any] = {
 }
 
 
+def client_config(
+    bootstrap_servers: str,
+    client_options: Mapping[str, Any] | None = None,
+    role: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The configuration of any Kafka client: the connection's ``client_options``
+    (security, credentials), then what the client's ``role`` needs.
+
+    >>> c = client_config("b:9093", {"security.protocol": "SASL_SSL"}, {"linger.ms": 5})
+    >>> c["bootstrap.servers"], c["security.protocol"], c["linger.ms"]
+    ('b:9093', 'SASL_SSL', 5)
+    """
+    return {**(client_options or {}), **(role or {}), "bootstrap.servers": bootstrap_servers}
+
+
 def consumer_config(
     bootstrap_servers: str,
     group_id: str,
     overrides: Mapping[str, Any] | None = None,
     error_cb: Callable[[KafkaError], None] | None = None,
+    client_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return the confluent-kafka consumer configuration of an ingester.
 
     ``overrides`` (librdkafka property names) win over the defaults, except the
-    two that exactly-once depends on.
+    two that exactly-once depends on; ``client_options`` are the connection's
+    (see :func:`client_config`).
 
     >>> c = consumer_config("b:9092", "g", {"session.timeout.ms": 10000})
     >>> c["session.timeout.ms"], c["enable.auto.commit"]
@@ -75,31 +100,29 @@ def consumer_config(
                 f"consumer option {fixed!r} cannot be changed: the lake stores the offsets "
                 "(exactly-once); remove it from the consumer options"
             )
-    config = {
-        **_CONSUMER_DEFAULTS,
-        **overrides,
-        "bootstrap.servers": bootstrap_servers,
-        "group.id": group_id,
-    }
+    config = client_config(
+        bootstrap_servers,
+        client_options,
+        {**_CONSUMER_DEFAULTS, **overrides, "group.id": group_id},
+    )
     if error_cb is not None:
         config["error_cb"] = error_cb
     return config
 
 
 def wait_for_broker(
-    bootstrap_servers: str, *, wait_s: float = 60.0, admin_options: Mapping[str, Any] | None = None
+    bootstrap_servers: str,
+    *,
+    wait_s: float = 60.0,
+    client_options: Mapping[str, Any] | None = None,
 ) -> AdminClient:
     """Return an admin client once a broker answers, retrying with backoff.
 
     Each failed attempt is logged with the next delay (0.25 s doubling to 5 s);
     raises :class:`BrokerUnavailable` after ``wait_s`` seconds.
     """
-    config: dict[str, Any] = {
-        **(admin_options or {}),
-        "bootstrap.servers": bootstrap_servers,
-        "logger": logging.getLogger("librdkafka.admin"),
-    }
-    admin = AdminClient(config)
+    role = {"logger": logging.getLogger("librdkafka.admin")}
+    admin = AdminClient(client_config(bootstrap_servers, client_options, role))
     deadline = time.monotonic() + wait_s
     delay, attempt = 0.25, 0
     while True:
@@ -175,6 +198,7 @@ def high_watermarks(
     *,
     timeout_s: float = 10.0,
     isolation_level: str = "read_committed",
+    client_options: Mapping[str, Any] | None = None,
 ) -> dict[int, tuple[int, int]]:
     """Return ``{partition: (low, high)}`` watermarks of ``topic`` as of now.
 
@@ -184,15 +208,13 @@ def high_watermarks(
     early. So each non-empty partition is fetched once from just below the listed
     end, and the larger of the two answers is kept.
     """
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": "eventlake-watermarks",
-            "enable.auto.commit": False,
-            "isolation.level": isolation_level,
-            "logger": logging.getLogger("librdkafka.watermarks"),
-        }
-    )
+    role = {
+        "group.id": "eventlake-watermarks",
+        "enable.auto.commit": False,
+        "isolation.level": isolation_level,
+        "logger": logging.getLogger("librdkafka.watermarks"),
+    }
+    consumer = Consumer(client_config(bootstrap_servers, client_options, role))
     try:
         marks = {
             p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)

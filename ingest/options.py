@@ -16,6 +16,8 @@ __all__ = ["IngestOptions"]
 class IngestOptions:
     """Everything an ingester needs; built by ``orchestration`` from the settings.
 
+    ``client_options`` reach every Kafka client of the run (security, credentials:
+    see :func:`ingest.kafka.client_config`); ``consumer_options`` only its consumer.
     A micro-batch is committed when it holds ``batch_max_records`` records or
     ``batch_max_bytes`` bytes of values, or when its oldest record has waited
     ``batch_max_latency_s``, whichever comes first. Every ``maintain_every``
@@ -31,6 +33,7 @@ class IngestOptions:
     lake: Lake
     group_id: str = "eventlake-ingest"
     consumer_options: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    client_options: Mapping[str, str | int | float | bool] = field(default_factory=dict)
     batch_max_records: int = 100_000
     batch_max_bytes: int = 32 * 1024 * 1024
     batch_max_latency_s: float = 0.25

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import NamedTuple
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
 
 from confluent_kafka import KafkaException, Producer
+
+from ingest.kafka import client_config
 
 __all__ = ["Record", "produce"]
 
@@ -21,23 +23,23 @@ class Record(NamedTuple):
 
 
 def produce(
-    bootstrap_servers: str, topic: str, records: Iterable[Record], *, linger_ms: int = 20
+    bootstrap_servers: str,
+    topic: str,
+    records: Iterable[Record],
+    *,
+    linger_ms: int = 20,
+    client_options: Mapping[str, Any] | None = None,
 ) -> int:
     """Produce ``records`` with an idempotent producer, wait for every ack, return the count.
+    ``client_options`` are the connection's (see :func:`ingest.kafka.client_config`).
 
     Raises :class:`confluent_kafka.KafkaException` if any record was not acknowledged.
 
     >>> produce(broker.bootstrap_servers, "orders", [Record(b"k", b"v")])  # doctest: +SKIP
     1
     """
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "enable.idempotence": True,
-            "linger.ms": linger_ms,
-            "compression.type": "none",
-        }
-    )
+    role = {"enable.idempotence": True, "linger.ms": linger_ms, "compression.type": "none"}
+    producer = Producer(client_config(bootstrap_servers, client_options, role))
     failures: list[str] = []
 
     def on_delivery(err: object, _msg: object) -> None:

@@ -20,8 +20,9 @@ import datetime as dt
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,7 +30,7 @@ import pyarrow.dataset as ds
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from ingest.errors import ReplayError
-from ingest.kafka import ensure_topic, wait_for_broker
+from ingest.kafka import client_config, ensure_topic, wait_for_broker
 from ingest.rebuild import existing_bronze
 from lake import Lake
 from lake.names import UTC_MICROS
@@ -67,12 +68,14 @@ def republish(
     chunk: int = 10_000,
     broker_wait_s: float = 30.0,
     progress: Callable[[int, int], None] | None = None,
+    client_options: Mapping[str, Any] | None = None,
 ) -> RepublishSummary:
     """Re-send ``bronze/<topic>`` to ``to_topic`` (default: ``topic``) exactly once.
 
     Offsets are inclusive (``from_offset..to_offset``, per partition); times are
     ``from_time <= timestamp < to_time``. A missing target topic is created with
     the source's partition count. ``progress`` gets (records sent, records in all).
+    ``client_options`` are the connection's (see :func:`ingest.kafka.client_config`).
 
     >>> import tempfile
     >>> republish(Lake(tempfile.mkdtemp()), "orders", "127.0.0.1:1")
@@ -91,7 +94,7 @@ def republish(
     per_part = {int(c["values"]): int(c["counts"]) for c in counts.to_pylist()}
     all_parts = pc.unique(dataset.to_table(columns=["partition"]).column("partition"))
     n_src = max(all_parts.to_pylist(), default=-1) + 1
-    admin = wait_for_broker(bootstrap_servers, wait_s=broker_wait_s)
+    admin = wait_for_broker(bootstrap_servers, wait_s=broker_wait_s, client_options=client_options)
     n_dst = ensure_topic(
         admin, target, bootstrap_servers=bootstrap_servers, create=True, partitions=max(n_src, 1)
     )
@@ -105,16 +108,16 @@ def republish(
     key = f"{topic}->{target}|{from_offset}|{to_offset}|{from_time}|{to_time}"
     group = f"eventlake-replay-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
     meta = Consumer(
-        {"bootstrap.servers": bootstrap_servers, "group.id": group, "enable.auto.commit": False}
+        client_config(
+            bootstrap_servers, client_options, {"group.id": group, "enable.auto.commit": False}
+        )
     )
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "transactional.id": group,
-            "partitioner": "murmur2_random",  # what Java clients use for keyed records
-            "linger.ms": 20,
-        }
-    )
+    role = {
+        "transactional.id": group,
+        "partitioner": "murmur2_random",  # what Java clients use for keyed records
+        "linger.ms": 20,
+    }
+    producer = Producer(client_config(bootstrap_servers, client_options, role))
     summary = RepublishSummary(target)
     try:
         producer.init_transactions(_TIMEOUT_S)

@@ -14,9 +14,9 @@ import os
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -30,7 +30,7 @@ from lake import Lake
 from lake.names import SubjectStrategy
 from orchestration.errors import ConfigError
 
-__all__ = ["ENV_PREFIX", "Settings", "load_settings"]
+__all__ = ["ENV_PREFIX", "Settings", "load_settings", "masked"]
 
 ENV_PREFIX = "EVENTLAKE_"
 CONFIG_ENV = "EVENTLAKE_CONFIG"
@@ -55,7 +55,27 @@ class Settings(BaseSettings):
     )
     kafka_group_id: str = Field("eventlake-ingest", description="Consumer group of ingesters.")
     kafka_consumer_options: dict[str, str | int | float | bool] = Field(
-        default_factory=dict, description="Extra librdkafka consumer properties."
+        default_factory=dict, description="Extra librdkafka properties of ingest consumers."
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How every Kafka client connects (librdkafka security.protocol)."
+    )
+    kafka_sasl_mechanism: (
+        Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None
+    ) = Field(None, description="SASL mechanism, for SASL_PLAINTEXT and SASL_SSL.")
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (never shown).")
+    kafka_ssl_ca_location: str | None = Field(None, description="CA certificate file for TLS.")
+    kafka_ssl_certificate_location: str | None = Field(
+        None, description="Client certificate file (mutual TLS)."
+    )
+    kafka_ssl_key_location: str | None = Field(None, description="Client key file (mutual TLS).")
+    kafka_ssl_key_password: SecretStr | None = Field(
+        None, description="Password of the client key (never shown)."
+    )
+    kafka_client_options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Extra librdkafka properties of every Kafka client eventlake creates.",
     )
     create_topics: bool = Field(False, description="Create a missing topic instead of failing.")
     topic_partitions: int = Field(1, ge=1, description="Partitions of a topic eventlake creates.")
@@ -126,6 +146,47 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
         return tuple(sources)
 
+    @model_validator(mode="after")
+    def _kafka_security_is_complete(self) -> Settings:
+        sasl = self.kafka_security_protocol.startswith("SASL")
+        if sasl and self.kafka_sasl_mechanism is None:
+            raise ValueError(
+                "kafka_sasl_mechanism: needed with security protocol "
+                f"{self.kafka_security_protocol}; set PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 "
+                "or OAUTHBEARER"
+            )
+        if sasl and self.kafka_sasl_mechanism != "OAUTHBEARER":
+            for key in ("kafka_sasl_username", "kafka_sasl_password"):
+                if getattr(self, key) is None:
+                    raise ValueError(f"{key}: needed with SASL {self.kafka_sasl_mechanism}")
+        return self
+
+    def kafka_client(self) -> dict[str, str | int | float | bool]:
+        """The connection properties every Kafka client gets (secrets in clear: pass
+        them to clients, never print them; :func:`masked` is for showing).
+
+        >>> c = Settings(kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="PLAIN",
+        ...              kafka_sasl_username="u", kafka_sasl_password="p").kafka_client()
+        >>> c["security.protocol"], c["sasl.mechanism"], c["sasl.password"]
+        ('SASL_SSL', 'PLAIN', 'p')
+        """
+        out: dict[str, str | int | float | bool] = {}
+        if self.kafka_security_protocol != "PLAINTEXT":
+            out["security.protocol"] = self.kafka_security_protocol
+        named: dict[str, str | SecretStr | None] = {
+            "sasl.mechanism": self.kafka_sasl_mechanism,
+            "sasl.username": self.kafka_sasl_username,
+            "sasl.password": self.kafka_sasl_password,
+            "ssl.ca.location": self.kafka_ssl_ca_location,
+            "ssl.certificate.location": self.kafka_ssl_certificate_location,
+            "ssl.key.location": self.kafka_ssl_key_location,
+            "ssl.key.password": self.kafka_ssl_key_password,
+        }
+        for key, value in named.items():
+            if value is not None:
+                out[key] = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return {**self.kafka_client_options, **out}
+
     def lake(self) -> Lake:
         """The lake handle these settings name (root and storage options).
 
@@ -159,6 +220,7 @@ class Settings(BaseSettings):
             lake=self.lake(),
             group_id=group_id or self.kafka_group_id,
             consumer_options=dict(self.kafka_consumer_options),
+            client_options=self.kafka_client(),
             batch_max_records=self.batch_max_records,
             batch_max_bytes=self.batch_max_bytes,
             batch_max_latency_s=self.batch_max_latency_ms / 1000,
@@ -205,10 +267,14 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
         ) from None
     except ValidationError as e:
         err = e.errors()[0]
-        name = ".".join(str(p) for p in err["loc"]) or "?"
+        if not err["loc"]:  # a rule across settings: the message names the key first
+            name, _, why = err["msg"].removeprefix("Value error, ").partition(": ")
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()}", why) from None
+        name = ".".join(str(p) for p in err["loc"])
         env_key = f"{ENV_PREFIX}{name.split('.')[0].upper()}"
         key = env_key if env_key in os.environ else name
-        raise ConfigError(key, f"{err['msg']} (got {err.get('input')!r})") from None
+        got = masked(err.get("input"), name)
+        raise ConfigError(key, f"{err['msg']} (got {got!r})") from None
     finally:
         _config_file.reset(token)
 
@@ -227,3 +293,22 @@ def _check_file(path: str) -> None:
             f"{unknown[0]} (in {path})",
             f"unknown setting; known ones: {', '.join(sorted(Settings.model_fields))}",
         )
+
+
+_SECRET = ("password", "secret", "token", "credential", "private", "sasl.oauthbearer.config")
+
+
+def masked(value: Any, key: str = "") -> Any:
+    """``value`` fit to print: secrets (pydantic secrets, and any entry whose key names a
+    password, secret, token or credential, in nested dicts too) become ``**********``.
+
+    >>> masked({"aws_secret_access_key": "abc", "region": "eu"})
+    {'aws_secret_access_key': '**********', 'region': 'eu'}
+    """
+    if isinstance(value, SecretStr) or (
+        value is not None and any(word in key.lower() for word in _SECRET)
+    ):
+        return "**********"
+    if isinstance(value, dict):
+        return {k: masked(v, str(k)) for k, v in value.items()}
+    return value

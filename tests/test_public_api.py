@@ -136,6 +136,7 @@ PUBLIC = {
         "SilverWriter",
         "Sink",
         "TopicNotFound",
+        "client_config",
         "consumer_config",
         "ensure_topic",
         "free_port",

@@ -34,7 +34,7 @@ from training.online import learn_online
 from training.specs import ModelSpec
 
 AVRO = {str: "string", int: "long", float: "double", bool: "boolean"}
-N = 400
+N = 300
 
 
 def normalized(stream: Any, n: int = N) -> list[tuple[dict[str, Any], Any]]:

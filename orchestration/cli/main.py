@@ -286,8 +286,10 @@ def dead_letters_reprocess(ctx: click.Context, topic: str) -> None:
 @friendly_errors
 def show_config(ctx: click.Context) -> None:
     """Print the effective settings."""
+    from orchestration.settings import masked
+
     for key, value in settings_of(ctx).model_dump().items():
-        click.echo(f"{key} = {value!r}")
+        click.echo(f"{key} = {masked(value, key)!r}")
 
 
 for command in (

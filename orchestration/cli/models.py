@@ -337,6 +337,7 @@ def score(
             registry_url=settings.registry_url,
             subject_strategy=settings.subject_strategy,
             consumer_options=dict(settings.kafka_consumer_options),
+            client_options=settings.kafka_client(),
             metrics=metrics,
             online_store_url=settings.online_store_url,
         )

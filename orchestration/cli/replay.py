@@ -148,6 +148,7 @@ def replay_kafka(
             from_time=from_time,
             to_time=to_time,
             broker_wait_s=settings.broker_wait_s,
+            client_options=settings.kafka_client(),
             progress=progress,
         )
     resumed = f"; resumed after {summary.resumed_from}" if summary.resumed_from else ""

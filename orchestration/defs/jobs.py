@@ -117,6 +117,7 @@ def republish_op(
         to_topic=config.to_topic,
         from_offset=config.from_offset,
         to_offset=config.to_offset,
+        client_options=lake.kafka_client(),
     )
     context.log.info(f"re-published {summary.records} records to {summary.target}")
 

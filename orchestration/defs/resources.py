@@ -7,7 +7,7 @@ import dagster as dg
 from ingest import SchemaResolver
 from lake import Lake, SchemaStore
 from lake.names import SubjectStrategy
-from orchestration.settings import Settings
+from orchestration.settings import Settings, load_settings
 from orchestration.spec_loader import load_model
 from training import ModelSpec
 
@@ -41,6 +41,12 @@ class LakeResource(dg.ConfigurableResource):
             retrain_window_days=settings.retrain_window_days,
             promotion_margin=settings.promotion_margin,
         )
+
+    def kafka_client(self) -> dict[str, str | int | float | bool]:
+        """The Kafka connection properties (security, credentials), read from the
+        settings when needed: secrets never sit in the resource's config, which the
+        Dagster UI shows."""
+        return load_settings().kafka_client()
 
     def handle(self) -> Lake:
         """The lake handle (root and storage options)."""

@@ -29,6 +29,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from ingest import client_config
 from orchestration.demo.definitions import (
     DELIVERED,
     DELIVERED_TOPIC,
@@ -147,9 +148,8 @@ class EventPublisher:
             (ORDERS_TOPIC, 2): AvroSerializer(client, PLACED_V2),
             (DELIVERED_TOPIC, 1): AvroSerializer(client, DELIVERED),
         }
-        self._producer = Producer(
-            {"bootstrap.servers": bootstrap_servers, "linger.ms": 20, "enable.idempotence": True}
-        )
+        role = {"linger.ms": 20, "enable.idempotence": True}  # the demo's own embedded broker
+        self._producer = Producer(client_config(bootstrap_servers, None, role))
         self.sent: dict[str, int] = {}
 
     def encode(self, event: Event) -> bytes:

@@ -38,6 +38,7 @@ def app_from_settings(settings: Settings) -> FastAPI:
         subject_strategy=settings.subject_strategy,
         reload_s=settings.serve_reload_s,
         online_store_url=settings.online_store_url,
+        client_options=settings.kafka_client(),
     )
 
 

@@ -260,9 +260,10 @@ def create_app(
     catch_up_s: float = 1.0,
     metrics: ServingMetrics | None = None,
     online_store_url: str | None = None,
+    client_options: dict[str, str | int | float | bool] | None = None,
 ) -> FastAPI:
     """The HTTP front door for ``specs`` over ``lake``; events are posted to Kafka at
-    ``bootstrap_servers`` (the route is absent without one).
+    ``bootstrap_servers`` with ``client_options`` (the route is absent without one).
 
     >>> app = create_app(Lake("./lake"), [eta], bootstrap_servers=b)  # doctest: +SKIP
     >>> uvicorn.run(app, host="127.0.0.1", port=8000)                 # doctest: +SKIP
@@ -274,7 +275,11 @@ def create_app(
         for s in specs
     }
     store = SchemaStore.open(lake)
-    producer = EventProducer(bootstrap_servers, store, registry_url) if bootstrap_servers else None
+    producer = (
+        EventProducer(bootstrap_servers, store, registry_url, client_options=client_options)
+        if bootstrap_servers
+        else None
+    )
     predictions = PredictionLog(lake)
     stop = threading.Event()
 

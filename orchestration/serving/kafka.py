@@ -28,6 +28,7 @@ from ingest import (
     Ingester,
     IngestOptions,
     SchemaResolver,
+    client_config,
     ensure_topic,
     wait_for_broker,
 )
@@ -169,6 +170,7 @@ def run_scoring(
     registry_url: str | None = None,
     subject_strategy: SubjectStrategy = "topic",
     consumer_options: dict[str, str | int | float | bool] | None = None,
+    client_options: dict[str, str | int | float | bool] | None = None,
     broker_wait_s: float = 30.0,
     metrics: ServingMetrics | None = None,
     online_store_url: str | None = None,
@@ -185,7 +187,7 @@ def run_scoring(
     if not specs:
         raise ValueError("run_scoring needs at least one model spec")
     target = target or Target()
-    admin = wait_for_broker(bootstrap_servers, wait_s=broker_wait_s)
+    admin = wait_for_broker(bootstrap_servers, wait_s=broker_wait_s, client_options=client_options)
     n = ensure_topic(admin, topic, bootstrap_servers=bootstrap_servers, create=False)
     for spec in specs:
         out = f"{spec.name}-predictions"
@@ -199,7 +201,7 @@ def run_scoring(
     sink = ScoringSink(
         engines,
         Decoder(topic, resolver, subject_strategy=subject_strategy),
-        Producer({"bootstrap.servers": bootstrap_servers, "linger.ms": 5}),
+        Producer(client_config(bootstrap_servers, client_options, {"linger.ms": 5})),
         from_beginning=from_beginning,
         metrics=metrics or ServingMetrics(),
     )
@@ -210,6 +212,7 @@ def run_scoring(
         lake=lake,
         group_id=group_id or f"eventlake-score-{names}-{target.label}",
         consumer_options=consumer_options or {},
+        client_options=client_options or {},
         batch_max_records=5_000,
         batch_max_latency_s=0.02,
         broker_wait_s=broker_wait_s,
