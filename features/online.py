@@ -44,10 +44,16 @@ from features.keyed import event_order as _order
 from features.redis_state import RedisKeyedState
 from features.state import FeatureState, event_columns, load_state, past_cursors
 from lake import Lake
-from lake.names import COORDINATES, DATE, KAFKA_OFFSET, KAFKA_PARTITION, KAFKA_TOPIC
+from lake.names import COORDINATES, DATE, ERASURES, KAFKA_OFFSET, KAFKA_PARTITION, KAFKA_TOPIC
 from lake.names import LABEL_COORDINATES as LABEL_COORDS
 
 __all__ = ["OnlineFeatures", "row_local_dicts"]
+
+
+def _erasures(lake: Lake) -> int:
+    """The version of the erasure audit table (-1 before the first erasure)."""
+    return lake.table(ERASURES).version() if lake.exists(ERASURES) else -1
+
 
 _FOLD_EVERY = 10_000  # observed events between folds into the partials
 
@@ -71,6 +77,7 @@ class OnlineFeatures:
         self._columns = event_columns(fs)
         self._aggs = fs.aggregations
         self._names = fs.feature_names
+        self._erasures: int | None = None  # the erasure audit's version this state reflects
         if state is not None or keyed is None:
             self._seed(state or FeatureState())
 
@@ -103,8 +110,24 @@ class OnlineFeatures:
             if needed:
                 cls(fs, load_state(lake, fs), keyed=keyed)
         online = cls(fs, keyed=keyed)
+        online._erasures = _erasures(lake)
         online.catch_up(lake)
         return online
+
+    def follow_erasures(self, lake: Lake) -> bool:
+        """Start again from the lake when an erasure has landed since this state was
+        loaded, so erased events stop counting in any aggregate; True if it did. (A
+        state shared in Redis is cleared and reseeded by the erasing process.)"""
+        seen = _erasures(lake)
+        if self._erasures is None or seen == self._erasures:
+            self._erasures = seen
+            return False
+        self._erasures = seen
+        if isinstance(self._keyed, KeyedState):
+            self._keyed = KeyedState(self.fs.aggregations)
+            self._seed(load_state(lake, self.fs))
+        self.catch_up(lake)
+        return True
 
     @property
     def keys(self) -> int:

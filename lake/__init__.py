@@ -9,7 +9,14 @@ from lake.bronze import BRONZE_SCHEMA, AppendResult, BronzeTable, bronze_rows
 from lake.catalog import Lake, TableInfo, TableNotInLake
 from lake.coverage import PartitionCoverage, PartitionOffsets, decode_coverage, offset_continuity
 from lake.dead_letters import DEAD_LETTER_SCHEMA, DeadLetters, decode_cursor
-from lake.erasure import ErasedRecords, ErasureError, ErasureReport, erase
+from lake.erasure import (
+    ErasedRecords,
+    ErasureError,
+    ErasureReport,
+    delete_records,
+    erase,
+    erased_records,
+)
 from lake.errors import (
     DeleteRefused,
     IncompatibleSchema,
@@ -82,8 +89,10 @@ __all__ = [
     "compatibility_problems",
     "decode_coverage",
     "decode_cursor",
+    "delete_records",
     "ensure_writable",
     "erase",
+    "erased_records",
     "is_local",
     "maintain",
     "maintain_lake",

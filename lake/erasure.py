@@ -34,7 +34,15 @@ from lake.errors import LakeError
 from lake.maintenance import maintain
 from lake.names import COORDINATES, DEAD_LETTERS, ERASURES, UTC_MICROS, layer_of
 
-__all__ = ["ERASURES_SCHEMA", "ErasedRecords", "ErasureError", "ErasureReport", "erase"]
+__all__ = [
+    "ERASURES_SCHEMA",
+    "ErasedRecords",
+    "ErasureError",
+    "ErasureReport",
+    "delete_records",
+    "erase",
+    "erased_records",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +56,7 @@ ERASURES_SCHEMA = pa.schema(
         pa.field("records", pa.int64(), nullable=False),
         pa.field("rows_by_table", pa.string(), nullable=False),  # JSON {table: rows}
         pa.field("models_to_retrain", pa.string(), nullable=False),  # JSON ["name:version"]
+        pa.field("models", pa.string()),  # JSON {policy, replaced: {old: new}, aliases: [...]}
     ]
 )
 _CHUNK = 5_000  # offsets per delete predicate
@@ -65,6 +74,7 @@ class ErasureReport:
     records: int  # distinct Kafka records erased
     rows_by_table: dict[str, int] = field(default_factory=dict)
     models_to_retrain: list[str] = field(default_factory=list)
+    models: dict[str, object] = field(default_factory=dict)  # what was done about them
 
 
 def erase(
@@ -73,11 +83,15 @@ def erase(
     where: str | None = None,
     key: bytes | None = None,
     trained_on: Callable[[ErasedRecords], list[str]] | None = None,
+    also: Callable[[ErasedRecords, ErasureReport], None] | None = None,
 ) -> ErasureReport:
     """Erase the records matching ``where`` (SQL on decoded fields) or Kafka ``key``.
 
     ``trained_on`` names the model versions (``"name:version"``) that learned
     from any of the erased records; the report and the audit row carry them.
+    ``also`` is the caller's own part (tables and state the lake cannot
+    recognise, models): it gets the erased records and the report, adds what it
+    did to the report, and the audit row records that too.
 
     >>> import tempfile
     >>> erase(Lake(tempfile.mkdtemp()), where="user_id = 42")
@@ -88,7 +102,7 @@ def erase(
     if (where is None) == (key is None):
         raise ErasureError("give exactly one of a predicate (--where) or a key (--key)")
     names = lake.names()
-    coords = _find_by_predicate(lake, names, where) if where else _find_by_key(lake, names, key)
+    coords = erased_records(lake, where=where, key=key)
     report = ErasureReport(uuid.uuid4().hex, sum(len(o) for o in coords.values()))
     for name in names:
         if name == ERASURES:
@@ -97,13 +111,13 @@ def erase(
         cols = set(pa.schema(table.schema().to_arrow()).names)
         layer, rest = layer_of(name)
         if layer == "bronze":
-            n = _delete_coords(table, coords, "topic", "partition", "offset", rest)
+            n = delete_records(table, coords, "topic", "partition", "offset", rest)
         elif name == DEAD_LETTERS:
-            n = _delete_coords(table, coords, "topic", "partition", "offset")
+            n = delete_records(table, coords, "topic", "partition", "offset")
             if key is not None:
                 n += _delete(table, f"key = X'{key.hex()}'")
         elif cols.issuperset(COORDINATES):
-            n = _delete_coords(table, coords, *COORDINATES)
+            n = delete_records(table, coords, *COORDINATES)
         elif where is not None and _has_columns(lake, name, where):
             n = _delete(table, where)
         else:
@@ -112,9 +126,28 @@ def erase(
             report.rows_by_table[name] = n
             maintain(lake, name, compact=False, retention_hours=0)
     report.models_to_retrain = sorted(trained_on(coords)) if trained_on and coords else []
+    if also is not None:
+        also(coords, report)
     _audit(lake, report, where, key)
     log.info("erasure %s: %s", report.erasure_id, report)
     return report
+
+
+def erased_records(
+    lake: Lake, *, where: str | None = None, key: bytes | None = None
+) -> ErasedRecords:
+    """The Kafka coordinates of the records matching ``where`` (in any silver table
+    with its columns) or Kafka ``key`` (in bronze and dead letters): what
+    :func:`erase` deletes.
+
+    >>> import tempfile
+    >>> erased_records(Lake(tempfile.mkdtemp()), key=b"user-42")
+    {}
+    """
+    names = lake.names()
+    if where is not None:
+        return _find_by_predicate(lake, names, where)
+    return _find_by_key(lake, names, key)
 
 
 def _collect(frames: list[pl.DataFrame]) -> ErasedRecords:
@@ -171,7 +204,7 @@ def _delete(table: DeltaTable, predicate: str) -> int:
     return int(metrics.get("num_deleted_rows", 0))
 
 
-def _delete_coords(
+def delete_records(
     table: DeltaTable,
     coords: ErasedRecords,
     topic_col: str,
@@ -179,6 +212,17 @@ def _delete_coords(
     off_col: str,
     only: str = "",
 ) -> int:
+    """Delete the rows of ``table`` whose (topic, partition, offset) columns name one of
+    ``coords`` (of topic ``only``, if given); return how many. Old files stay until a
+    vacuum (:func:`erase` vacuums with zero retention).
+
+    >>> import tempfile
+    >>> from deltalake import write_deltalake
+    >>> path = tempfile.mkdtemp()
+    >>> write_deltalake(path, pa.table({"t": ["o", "o"], "p": [0, 0], "o": [1, 2]}))
+    >>> delete_records(DeltaTable(path), {("o", 0): [2]}, "t", "p", "o")
+    1
+    """
     n = 0
     for (topic, partition), offsets in coords.items():
         if only and topic != only:
@@ -203,7 +247,14 @@ def _audit(lake: Lake, report: ErasureReport, where: str | None, key: bytes | No
             "records": [report.records],
             "rows_by_table": [json.dumps(report.rows_by_table, sort_keys=True)],
             "models_to_retrain": [json.dumps(report.models_to_retrain)],
+            "models": [json.dumps(report.models, sort_keys=True) if report.models else None],
         },
         schema=ERASURES_SCHEMA,
     )
-    write_deltalake(lake.uri(ERASURES), row, mode="append", storage_options=lake.storage_options)
+    write_deltalake(
+        lake.uri(ERASURES),
+        row,
+        mode="append",
+        schema_mode="merge",  # audit tables from before the models column gain it
+        storage_options=lake.storage_options,
+    )

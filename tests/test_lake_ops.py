@@ -171,7 +171,7 @@ def test_erasure_removes_a_user_everywhere_for_good(broker, clicks, lake_root):
             }
         ),
     )
-    out = _cli(broker, lake_root, "erase", "--where", "user_id = 4", "--yes")
+    out = _cli(broker, lake_root, "erase", "--where", "user_id = 4", "--models", "list", "--yes")
     assert out.returncode == 0, out.stderr
     assert "erased 20 records matching user_id = 4" in out.stdout
     assert "eta:1" in out.stdout and "eta:2" not in out.stdout

@@ -50,16 +50,20 @@ def learn_online(
     until: Cursor | None = None,
     name: str | None = None,
     code_version: str = "",
+    fresh: bool = False,
 ) -> OnlineRun:
     """Learn ``spec`` from the labeled rows since its last online version.
 
     ``until`` stops at a label cursor (used by replays); ``name`` registers under
-    another model name (default ``spec.name``).
+    another model name (default ``spec.name``). ``fresh`` starts the online line
+    again from an untrained model over every labeled row (after an erasure: the
+    previous versions learned from records that are gone); later runs continue
+    from the fresh version.
     """
     t0 = time.monotonic()
     name = name or spec.name
     registry = ModelRegistry(lake)
-    prev = registry.latest(name, kind="online")
+    prev = None if fresh else registry.latest(name, kind="online")
     rows = labeled_rows(lake, spec, after=prev.cursor if prev else None, until=until)
     if not len(rows):
         return OnlineRun(None, seconds=time.monotonic() - t0)

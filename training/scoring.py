@@ -163,8 +163,8 @@ class ScoringEngine:
         self._loaded: dict[Role, ModelVersion] = {}
         self._checked = 0.0
         self.launch = Launch(spec.name)
-        self.refresh(force=True)
         self.online = online or OnlineFeatures.load(lake, spec.feature_set)
+        self.refresh(force=True)
         self._table: Any = None
 
     # -- versions ------------------------------------------------------------------
@@ -193,6 +193,9 @@ class ScoringEngine:
         if not force and now - self._checked < self.reload_s:
             return False
         self._checked = now
+        with self._lock:  # an erasure: the erased events stop counting in the features
+            if self.online.follow_erasures(self.lake):
+                log.info("%s: online features reloaded after an erasure", self.spec.name)
         wanted: dict[Role, int] = {"serving": self._serving_version()}
         launch = self.launch
         if self.target.alias is not None:  # a pinned version serves alone

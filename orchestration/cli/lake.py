@@ -135,13 +135,27 @@ def maintain(
 @click.option("--where", default=None, help="SQL predicate on decoded fields, e.g. 'user_id = 42'.")
 @click.option("--key", default=None, help="Kafka record key (UTF-8 text).")
 @click.option("--key-hex", default=None, help="Kafka record key as hex bytes.")
+@click.option(
+    "--models",
+    type=click.Choice(["retrain", "list"]),
+    default="retrain",
+    show_default=True,
+    help="Model versions trained on the records: replace them (aliases move to the "
+    "replacements) or only list them.",
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
 @friendly_errors
 def erase(
-    ctx: click.Context, where: str | None, key: str | None, key_hex: str | None, yes: bool
+    ctx: click.Context,
+    where: str | None,
+    key: str | None,
+    key_hex: str | None,
+    models: str,
+    yes: bool,
 ) -> None:
-    """Delete matching records from every table for good (GDPR), with an audit entry."""
+    """Delete matching records from every table, the feature and online state and
+    predictions for good (GDPR), replace the models trained on them, with an audit entry."""
     from orchestration.erasure import erase_everywhere
     from orchestration.spec_loader import load_definitions
 
@@ -159,11 +173,23 @@ def erase(
         load_definitions(settings.definitions),
         where=where,
         key=keys[0] if keys else None,
+        models=models,  # type: ignore[arg-type]
+        online_store_url=settings.online_store_url,
+        window_days=settings.retrain_window_days,
+        holdout_days=settings.holdout_days,
     )
     click.echo(f"erased {report.records} records matching {what} (erasure {report.erasure_id})")
     for name, n in sorted(report.rows_by_table.items()):
         click.echo(f"  {name}: {n} rows deleted, old files vacuumed")
-    if report.models_to_retrain:
+    if report.models.get("failed"):
+        click.echo(f"  models not replaced: {report.models['failed']}")
+    replaced = report.models.get("replaced") or {}
+    if replaced:
+        for old, new in sorted(replaced.items()):  # type: ignore[attr-defined]
+            click.echo(f"  model {old} was trained on erased records: replaced by {new}")
+        for move in report.models.get("aliases") or []:  # type: ignore[attr-defined]
+            click.echo(f"  alias moved: {move}")
+    elif report.models_to_retrain:
         click.echo(
             "  model versions trained on erased records (retrain them): "
             + ", ".join(report.models_to_retrain)

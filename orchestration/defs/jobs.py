@@ -10,6 +10,7 @@ from ingest import rebuild_silver, republish
 from lake import DEFAULT_RETENTION_HOURS, maintain_lake, subject_topics
 from orchestration.defs.resources import LakeResource
 from orchestration.erasure import erase_everywhere
+from orchestration.settings import load_settings
 from orchestration.spec_loader import load_definitions
 from training import ModelRegistry, os_user
 from training.release import launch, promote, rollback
@@ -40,6 +41,7 @@ class EraseConfig(dg.Config):
 
     where: str | None = None
     key: str | None = None
+    models: Literal["retrain", "list"] = "retrain"
 
 
 class MaintenanceConfig(dg.Config):
@@ -129,10 +131,15 @@ def erase_op(context: dg.OpExecutionContext, config: EraseConfig, lake: LakeReso
         load_definitions(lake.definitions),
         where=config.where,
         key=config.key.encode() if config.key else None,
+        models=config.models,
+        online_store_url=load_settings().online_store_url,
+        window_days=lake.retrain_window_days,
+        holdout_days=lake.holdout_days,
+        by=f"dagster run {context.run_id}",
     )
     context.log.info(
         f"erased {report.records} records: {report.rows_by_table}; "
-        f"retrain: {report.models_to_retrain or 'nothing'}"
+        f"models trained on them: {report.models_to_retrain or 'none'}; {report.models}"
     )
 
 

@@ -10,7 +10,7 @@ from features import FeatureSet, OnlineFeatures
 from features.redis_state import RedisKeyedState
 from lake import Lake
 
-__all__ = ["load_online"]
+__all__ = ["load_online", "reset_online"]
 
 
 def load_online(lake: Lake, fs: FeatureSet, store_url: str | None = None) -> OnlineFeatures:
@@ -22,6 +22,17 @@ def load_online(lake: Lake, fs: FeatureSet, store_url: str | None = None) -> Onl
     """
     if store_url is None:
         return OnlineFeatures.load(lake, fs)
+    return OnlineFeatures.load(lake, fs, keyed=_shared(lake, fs, store_url))
+
+
+def _shared(lake: Lake, fs: FeatureSet, store_url: str) -> RedisKeyedState:
     space = f"{fs.name}@{hashlib.blake2b(lake.root.encode(), digest_size=6).hexdigest()}"
-    keyed = RedisKeyedState.from_url(store_url, space, fs.aggregations)
-    return OnlineFeatures.load(lake, fs, keyed=keyed)
+    return RedisKeyedState.from_url(store_url, space, fs.aggregations)
+
+
+def reset_online(lake: Lake, fs: FeatureSet, store_url: str) -> None:
+    """Clear ``fs``'s shared state in the Redis at ``store_url`` and seed it again from
+    the lake (after an erasure: the erased events must stop counting for every
+    process sharing it)."""
+    _shared(lake, fs, store_url).clear()
+    load_online(lake, fs, store_url)
