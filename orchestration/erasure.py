@@ -19,6 +19,7 @@ from typing import Literal
 
 from features import FeatureSet, rebuild_state
 from lake import ErasedRecords, ErasureReport, Lake, erase, erased_records
+from lake.names import predictions
 from orchestration.serving.online_store import reset_online
 from training import ModelRegistry, ModelSpec
 from training.erasure import entity_keys, erase_predictions, replace_trained_on
@@ -54,7 +55,7 @@ def erase_everywhere(
         for spec in specs:
             n = erase_predictions(lake, spec, erased, keys[spec.name])
             if n:
-                report.rows_by_table[f"predictions.{spec.name}"] = n
+                report.rows_by_table[predictions(spec.name)] = n
         sets: dict[str, FeatureSet] = {s.feature_set.name: s.feature_set for s in specs}
         for fs in sets.values():
             rebuild_state(lake, fs)

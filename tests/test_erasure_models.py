@@ -62,7 +62,7 @@ def test_erasure_reaches_predictions_online_state_and_models(broker, tmp_path, r
     assert report.records == 57
     after = lake.scan(f"predictions.{spec.name}").collect()
     assert after.height == 103 - n_theirs
-    assert after.filter(pl.col("entity_key").is_in(theirs["entity_key"])).is_empty()
+    assert after.filter(pl.col("entity_key").is_in(theirs["entity_key"].to_list())).is_empty()
     assert report.rows_by_table[f"predictions.{spec.name}"] == n_theirs
 
     # Redis was cleared and reseeded by the erasure; the in-memory state reloads when
