@@ -219,3 +219,43 @@ def test_streams_cover_every_label_type():
         ("classification", "bool"),
         ("regression", "float"),
     }
+
+
+def test_a_multiclass_model_is_served_with_typed_classes(broker, tmp_path):
+    """Served answers of a string-class model: the predicted class and every class's
+    probability, typed as the labels are; live metrics over them equal River's, for a
+    label metric and a probability metric."""
+    import json as _json
+
+    from training import ModelRegistry, ScoringEngine, live_metrics
+    from training.release import promote
+
+    rows = normalized(datasets.ImageSegments(), 200)
+    lake = Lake(str(tmp_path / "lake"))
+    fs = through_the_lake(broker, lake.root, rows)
+    spec = ModelSpec(name="segments", feature_set=fs, make_model=_scaled_ovr,
+                     make_metric=metrics.MacroF1, task="classification")  # fmt: skip
+    model = learn_online(lake, spec).version.model
+    promote(ModelRegistry(lake), spec.name, 1, by="test")
+    engine = ScoringEngine(lake, spec)
+    scored = engine.score(lake.scan(fs.source).sort("row_id").collect(), observe=False)
+    engine.write(scored)
+    classes = [_json.loads(c) for c in scored["predicted_class"]]
+    assert classes == [model.predict_one(x) for x, _ in rows]
+    assert {type(c) for c in classes} == {str}
+    assert [dict(map(tuple, _json.loads(p))) for p in scored["probabilities"]] == [
+        model.predict_proba_one(x) for x, _ in rows
+    ]
+    assert scored["prediction"].null_count() == len(rows)  # no positive class here
+    for make_metric, answer in (
+        (metrics.MacroF1, "predict_one"),
+        (metrics.CrossEntropy, "predict_proba_one"),
+    ):
+        expected = make_metric()
+        for x, y in rows:
+            expected.update(y, getattr(model, answer)(x))
+        same = ModelSpec(name="segments", feature_set=fs, make_model=_scaled_ovr,
+                         make_metric=make_metric, task="classification")  # fmt: skip
+        live = live_metrics(lake, same).row(0, named=True)
+        assert live[type(expected).__name__] == expected.get()
+        assert live["labeled"] == len(rows)

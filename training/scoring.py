@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 import threading
 import time
@@ -68,6 +69,8 @@ PREDICTION_SCHEMA = pa.schema(
         pa.field("role", pa.string(), nullable=False),
         pa.field("target", pa.string(), nullable=False),
         pa.field("prediction", pa.float64()),
+        pa.field("predicted_class", pa.string()),
+        pa.field("probabilities", pa.string()),
         pa.field("entity_key", pa.string()),
         pa.field("event_time", UTC_MICROS),
         pa.field("input_topic", pa.string()),
@@ -83,6 +86,45 @@ PREDICTION_SCHEMA = pa.schema(
 
 
 _POLARS_SCHEMA = pl.DataFrame(PREDICTION_SCHEMA.empty_table()).schema
+# (prediction, predicted_class, probabilities): a value, or a classifier's answer.
+Answer = tuple[float | None, str | None, str | None]
+
+
+def classify(proba: dict[Any, float]) -> Answer:
+    """A classifier's answer from its class probabilities: the probability of the
+    positive class when the classes are True/False or 1/0 (else None), the class it
+    predicts (the likeliest, as River's ``predict_one``) and every class's probability,
+    both as JSON so each class keeps its type; all None while it cannot predict.
+
+    >>> classify({"path": 0.7, "sky": 0.3})
+    (None, '"path"', '[["path", 0.7], ["sky", 0.3]]')
+    >>> classify({False: 0.2, True: 0.8})[:2]
+    (0.8, 'true')
+    """
+    if not proba:
+        return None, None, None
+    best = max(proba, key=proba.__getitem__)
+    binary = all(c in (True, False) for c in proba) and not any(isinstance(c, str) for c in proba)
+    positive = float(proba.get(True, 0.0)) if binary else None
+    return positive, json.dumps(best), json.dumps([[c, float(p)] for c, p in proba.items()])
+
+
+def answer_of(record: dict[str, Any], requires_labels: bool) -> Any:
+    """What a metric scores from a stored prediction ``record``: the value or predicted
+    class (typed again), or the class probabilities; None when there was no answer.
+    Records from before classes were stored answer ``prediction >= 0.5``.
+
+    >>> answer_of({"predicted_class": "2", "probabilities": "[[2, 0.9], [0, 0.1]]"}, False)
+    {2: 0.9, 0: 0.1}
+    """
+    if record.get("probabilities") is None and record.get("predicted_class") is None:
+        p = record.get("prediction")
+        if p is None:
+            return None
+        return p >= 0.5 if requires_labels else {True: p, False: 1 - p}
+    if requires_labels:
+        return json.loads(record["predicted_class"])
+    return {c: p for c, p in json.loads(record["probabilities"])}
 
 
 @dataclass(frozen=True)
@@ -298,7 +340,7 @@ class ScoringEngine:
         as a request's answer lists them)."""
         keys = [None if m[0] is None else str(m[0]) for m in meta]
         canary = [in_canary(k or "", launch.fraction) for k in keys] if "canary" in loaded else []
-        made: list[tuple[int, str, int, float | None]] = []
+        made: list[tuple[int, str, int, Answer]] = []
         for role, mv in loaded.items():
             if role == "shadow":  # everything, never answered
                 idx = list(range(len(xs)))
@@ -315,7 +357,8 @@ class ScoringEngine:
         return [
             {
                 "model": name, "model_version": version, "role": role, "target": target,
-                "prediction": p, "entity_key": keys[i], "event_time": meta[i][1],
+                "prediction": p[0], "predicted_class": p[1], "probabilities": p[2],
+                "entity_key": keys[i], "event_time": meta[i][1],
                 "input_topic": meta[i][2], "input_partition": meta[i][3],
                 "input_offset": meta[i][4], "request_id": request_id, "front_door": door,
                 "latency_ms": latency_ms, "scored_at": now, "date": meta[i][5],
@@ -323,10 +366,11 @@ class ScoringEngine:
             for i, role, version, p in made
         ]  # fmt: skip
 
-    def _predict(self, model: Any, xs: list[dict[str, Any]]) -> list[float | None]:
+    def _predict(self, model: Any, xs: list[dict[str, Any]]) -> list[Answer]:
         if self.spec.task == "classification":
-            return [float(model.predict_proba_one(x).get(True, 0.0)) for x in xs]
-        return [None if (y := model.predict_one(x)) is None else float(y) for x in xs]
+            return [classify(model.predict_proba_one(x)) for x in xs]
+        return [(None if (y := model.predict_one(x)) is None else float(y), None, None)
+                for x in xs]  # fmt: skip
 
     # -- the lake ------------------------------------------------------------------
 
@@ -362,6 +406,7 @@ class ScoringEngine:
             partition_by=["date"],
             storage_options=self.lake.storage_options,
             label=predictions_table(self.spec.name),
+            schema_mode="merge",  # tables from before predicted_class/probabilities
         )
 
 
@@ -380,6 +425,7 @@ def append_predictions(lake: Lake, model: str, predictions: pl.DataFrame) -> Non
         table,
         predictions.to_arrow().cast(PREDICTION_SCHEMA),
         mode="append",
+        schema_mode="merge",  # tables from before predicted_class/probabilities
         partition_by=["date"],
         storage_options=lake.storage_options,
     )
@@ -417,13 +463,21 @@ def live_metrics(lake: Lake, spec: ModelSpec) -> pl.DataFrame:
     joined = labeled.sort("event_time").collect()
     out = []
     name = type(spec.make_metric()).__name__
-    classify = spec.task == "classification"
+    classes = spec.task == "classification"
     for (version, role), group in joined.group_by(["model_version", "role"], maintain_order=True):
         metric, errors = spec.make_metric(), 0.0
-        for y, p in zip(group["label"], group["prediction"], strict=True):
-            y, p = (bool(y), p >= 0.5) if classify else (y, p)
-            metric.update(y, p)
-            errors += spec.error(y, p)
+        needs = getattr(metric, "requires_labels", True)
+        for r in group.iter_rows(named=True):
+            y = r["label"]
+            if not classes:
+                label = y_pred = r["prediction"]
+            else:
+                if r.get("predicted_class") is None:  # written when classes were True/False
+                    y = bool(y)
+                label, y_pred = answer_of(r, True), answer_of(r, needs)
+            if y_pred is not None and y_pred != {}:  # as River: no answer, not scored
+                metric.update(y, y_pred)
+            errors += spec.error(y, label)
         out.append(
             {
                 "model_version": version,

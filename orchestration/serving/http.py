@@ -63,10 +63,17 @@ from training import (
     append_predictions,
     prediction_frame,
 )
+from training.scoring import answer_of
 
 __all__ = ["ModelServer", "PredictionLog", "create_app"]
 
 log = logging.getLogger(__name__)
+
+
+def _texts(probabilities: dict[Any, float]) -> dict[str, float]:
+    """Class probabilities with the classes as JSON object keys (text)."""
+    return {str(c): p for c, p in probabilities.items()}
+
 
 PREDICT_ROUTE = "/models/{name}/predict"  # an HTTP route (one per model), not a table
 
@@ -75,7 +82,16 @@ class Prediction(BaseModel):
     """One answered prediction."""
 
     entity_key: str | None
-    prediction: float | None = Field(description="None while the model cannot predict yet")
+    prediction: float | None = Field(
+        description="The value (regression), or the probability of the positive class "
+        "(True/1) for a two-class model; None while the model cannot predict yet"
+    )
+    predicted_class: bool | int | float | str | None = Field(
+        None, description="A classifier's predicted class, typed as its labels are"
+    )
+    probabilities: dict[str, float] | None = Field(
+        None, description="A classifier's probability of each class (classes as text)"
+    )
     model_version: int
     role: str = Field(description="serving, or canary when the challenger answered")
 
@@ -452,6 +468,9 @@ def _add_predict_route(
             request_id=rid,
             predictions=[
                 Prediction(entity_key=r["entity_key"], prediction=r["prediction"],
+                           predicted_class=answer_of(r, True) if r["predicted_class"] else None,
+                           probabilities=_texts(answer_of(r, False))
+                           if r["probabilities"] else None,
                            model_version=r["model_version"], role=r["role"])
                 for r in records if r["role"] != "shadow"
             ],
