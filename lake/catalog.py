@@ -14,7 +14,6 @@ pushes filters and projections into the Parquet scan.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -26,6 +25,7 @@ from deltalake.exceptions import TableNotFoundError
 
 from lake.errors import LakeError
 from lake.names import LAYERS, from_segment, table_uri
+from lake.storage import filesystem, safe_options
 from lake.tables import open_or_create
 
 __all__ = ["Lake", "TableInfo", "TableNotInLake"]
@@ -82,7 +82,7 @@ class Lake:
 
     def __init__(self, root: str, *, storage_options: dict[str, str] | None = None) -> None:
         self.root = root.rstrip("/") or "/"
-        self.storage_options = dict(storage_options) if storage_options else None
+        self.storage_options = safe_options(self.root, storage_options)
 
     def __repr__(self) -> str:
         return f"Lake({self.root!r})"
@@ -103,9 +103,7 @@ class Lake:
         return sorted(self._discover())
 
     def _discover(self) -> Iterator[str]:
-        fs, base = pafs.FileSystem.from_uri(
-            self.root if "://" in self.root else os.path.abspath(self.root)
-        )
+        fs, base = filesystem(self.root, self.storage_options)
 
         def is_table(path: str) -> bool:
             return fs.get_file_info(f"{path}/_delta_log").type == pafs.FileType.Directory
