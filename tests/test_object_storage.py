@@ -147,3 +147,46 @@ def test_the_command_line_reads_an_s3_lake(s3, broker, make_topic):
     out = subprocess.run([*CLI, "sql", q], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "3" in out.stdout
+
+
+def test_sigkill_at_random_moments_on_s3_keeps_exactly_once(s3, broker, make_topic, processes):
+    """Invariant 1 with the lake on S3: ingest killed mid-stream, restarted, every offset
+    once (the commit fence is the Delta txn, now on a conditional put)."""
+    import random
+
+    from tests.conftest import ingest_env
+    from tests.kafka_data import assert_exactly_once, produce_known
+
+    lake = _lake(s3)
+    topic = make_topic(3)
+    expected = produce_known(broker.bootstrap_servers, topic, 3, 3_000)
+    env = ingest_env(broker, lake.root, batch_max_records=300, storage_options=json.dumps(s3[1]))
+
+    def version() -> int:
+        return lake.table(f"bronze.{topic}").version() if lake.exists(f"bronze.{topic}") else -1
+
+    rng, kills = random.Random(7), 0
+    for attempt in range(8):
+        before = version()
+        proc = processes.start(
+            ["ingest", "--topic", topic, "--until-caught-up"], env, f"r{attempt}"
+        )
+        deadline = time.monotonic() + 60
+        while version() <= before and proc.poll() is None:
+            assert time.monotonic() < deadline, processes.log(f"r{attempt}")
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.3))
+        if proc.poll() is not None:
+            break
+        proc.send_signal(9)
+        proc.wait(10)
+        kills += 1
+        if kills >= 3:
+            break
+    assert kills >= 2, processes.log("r0")
+    final = processes.start(["ingest", "--topic", topic, "--until-caught-up"], env, "final")
+    assert final.wait(180) == 0, processes.log("final")
+    rows = lake.table(f"bronze.{topic}").to_pyarrow_table()
+    assert_exactly_once(
+        rows.sort_by([("partition", "ascending"), ("offset", "ascending")]), expected
+    )
