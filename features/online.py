@@ -43,7 +43,7 @@ from features.keyed import Event, KeyedState
 from features.keyed import event_order as _order
 from features.redis_state import RedisKeyedState
 from features.state import FeatureState, event_columns, load_state, past_cursors
-from lake import Lake
+from lake import Lake, TableNotInLake
 from lake.names import COORDINATES, DATE, ERASURES, KAFKA_OFFSET, KAFKA_PARTITION, KAFKA_TOPIC
 from lake.names import LABEL_COORDINATES as LABEL_COORDS
 
@@ -52,7 +52,10 @@ __all__ = ["OnlineFeatures", "row_local_dicts"]
 
 def _erasures(lake: Lake) -> int:
     """The version of the erasure audit table (-1 before the first erasure)."""
-    return lake.table(ERASURES).version() if lake.exists(ERASURES) else -1
+    try:
+        return lake.table(ERASURES).version()
+    except TableNotInLake:
+        return -1
 
 
 _FOLD_EVERY = 10_000  # observed events between folds into the partials

@@ -265,12 +265,14 @@ class _Api:
 
     def schemas(self, c: Call) -> Any:
         q = c.query
-        out = []
-        for s in self.store.subjects(include_deleted=q["deleted"], prefix=q["subjectPrefix"]):
-            versions = self.store.versions(s, include_deleted=q["deleted"])
-            for v in versions[-1:] if q["latestOnly"] else versions:
-                out.append(_entity(self.store.get(s, v, include_deleted=q["deleted"])))
-        return _page(out, q)
+        rows = [
+            r
+            for r in self.store.listing(include_deleted=q["deleted"])
+            if r.subject.startswith(q["subjectPrefix"])
+        ]
+        if q["latestOnly"]:  # the last version of each subject
+            rows = list({r.subject: r for r in rows}.values())
+        return _page([_entity(r) for r in rows], q)
 
     def schema_types(self, _: Call) -> Any:
         return ["AVRO"]

@@ -84,6 +84,7 @@ def erase(
     key: bytes | None = None,
     trained_on: Callable[[ErasedRecords], list[str]] | None = None,
     also: Callable[[ErasedRecords, ErasureReport], None] | None = None,
+    records: ErasedRecords | None = None,
 ) -> ErasureReport:
     """Erase the records matching ``where`` (SQL on decoded fields) or Kafka ``key``.
 
@@ -91,7 +92,9 @@ def erase(
     from any of the erased records; the report and the audit row carry them.
     ``also`` is the caller's own part (tables and state the lake cannot
     recognise, models): it gets the erased records and the report, adds what it
-    did to the report, and the audit row records that too.
+    did to the report, and the audit row records that too. ``records``: what
+    :func:`erased_records` found for the same ``where``/``key``, if the caller
+    looked already (the silver tables are not scanned twice).
 
     >>> import tempfile
     >>> erase(Lake(tempfile.mkdtemp()), where="user_id = 42")
@@ -102,7 +105,7 @@ def erase(
     if (where is None) == (key is None):
         raise ErasureError("give exactly one of a predicate (--where) or a key (--key)")
     names = lake.names()
-    coords = erased_records(lake, where=where, key=key)
+    coords = records if records is not None else erased_records(lake, where=where, key=key)
     report = ErasureReport(uuid.uuid4().hex, sum(len(o) for o in coords.values()))
     for name in names:
         if name == ERASURES:

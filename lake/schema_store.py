@@ -187,6 +187,12 @@ class SchemaStore:
         chosen = every - live if deleted_only else every if include_deleted else live
         return sorted(s for s in chosen if s.startswith(prefix))
 
+    def listing(self, *, include_deleted: bool = False) -> list[RegisteredSchema]:
+        """Every version of every subject (soft-deleted ones too with ``include_deleted``),
+        by subject then version, from one read of the registry."""
+        rows = (r for r in self._snapshot() if include_deleted or not r.deleted)
+        return sorted(rows, key=lambda r: (r.subject, r.version))
+
     def versions(
         self, subject: str, *, include_deleted: bool = False, deleted_only: bool = False
     ) -> list[int]:

@@ -48,8 +48,8 @@ def erase_everywhere(
     if models not in ("retrain", "list"):
         raise ValueError(f"models must be 'retrain' or 'list', not {models!r}")
     specs = list(specs)
-    found = erased_records(lake, where=where, key=key) if (where is None) != (key is None) else {}
-    keys = {s.name: entity_keys(lake, s, found) for s in specs}  # before their rows go
+    found = erased_records(lake, where=where, key=key) if (where is None) != (key is None) else None
+    keys = {s.name: entity_keys(lake, s, found or {}) for s in specs}  # before their rows go
 
     def also(erased: ErasedRecords, report: ErasureReport) -> None:
         for spec in specs:
@@ -80,4 +80,7 @@ def erase_everywhere(
                     "versions with `eventlake retrain` and move their aliases"
                 )
 
-    return erase(lake, where=where, key=key, trained_on=ModelRegistry(lake).trained_on, also=also)
+    registry = ModelRegistry(lake)
+    return erase(
+        lake, where=where, key=key, trained_on=registry.trained_on, also=also, records=found
+    )

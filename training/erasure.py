@@ -74,34 +74,37 @@ def replace_trained_on(
         if not mine:
             continue
         kinds = dict(registry.versions(spec.name).select("version", "kind").iter_rows())
-        fresh: dict[str, int] = {}
-
-        def replacement(kind: str, spec: ModelSpec = spec, fresh: dict[str, int] = fresh) -> int:
-            if kind not in fresh:
-                if kind == "batch":
-                    try:
-                        v = retrain(lake, spec, window_days=window_days, holdout_days=holdout_days)
-                        fresh[kind] = v.version
-                        return fresh[kind]
-                    except NothingToLearn:
-                        return replacement("online")
-                run = learn_online(lake, spec, fresh=True)
-                if run.version is None:
-                    raise NothingToLearn(
-                        f"no labeled rows of {spec.feature_set.name!r} remain after the "
-                        f"erasure to train a replacement of {spec.name!r}"
-                    )
-                fresh[kind] = run.version.version
-            return fresh[kind]
-
+        fresh: dict[str, int] = {}  # kind -> its replacement, trained once per model
         for version in sorted(mine):
-            replaced[f"{spec.name}:{version}"] = f"{spec.name}:{replacement(kinds[version])}"
+            kind = kinds[version]
+            if kind not in fresh:
+                fresh[kind] = _replacement(lake, spec, kind, window_days, holdout_days)
+            replaced[f"{spec.name}:{version}"] = f"{spec.name}:{fresh[kind]}"
         for alias, version in sorted(registry.aliases(spec.name).items()):
             if version in mine:
                 new = int(replaced[f"{spec.name}:{version}"].split(":")[1])
                 registry.set_alias(spec.name, alias, new, reason=reason, by=by)
                 moved.append(f"{spec.name} {alias} {version}->{new}")
     return {"replaced": replaced, "aliases": moved}
+
+
+def _replacement(
+    lake: Lake, spec: ModelSpec, kind: str, window_days: float, holdout_days: float
+) -> int:
+    """A version of ``spec`` trained on what the lake holds now: a batch retrain for a
+    batch version (unless its window is empty), else a fresh online line."""
+    if kind == "batch":
+        try:
+            return retrain(lake, spec, window_days=window_days, holdout_days=holdout_days).version
+        except NothingToLearn:
+            pass
+    run = learn_online(lake, spec, fresh=True)
+    if run.version is None:
+        raise NothingToLearn(
+            f"no labeled rows of {spec.feature_set.name!r} remain after the erasure to "
+            f"train a replacement of {spec.name!r}"
+        )
+    return run.version.version
 
 
 def entity_keys(lake: Lake, spec: ModelSpec, erased: ErasedRecords) -> list[Any]:
@@ -120,7 +123,7 @@ def entity_keys(lake: Lake, spec: ModelSpec, erased: ErasedRecords) -> list[Any]
     wanted = wanted.with_columns(
         pl.col(w).cast(types[c]) for w, c in zip(("_t", "_p", "_o"), COORDINATES, strict=True)
     )
-    rows = source.collect().join(
-        wanted, left_on=list(COORDINATES), right_on=["_t", "_p", "_o"], how="semi"
-    )
+    rows = source.join(
+        wanted.lazy(), left_on=list(COORDINATES), right_on=["_t", "_p", "_o"], how="semi"
+    ).collect()
     return rows[fs.key].unique().to_list()

@@ -104,7 +104,7 @@ def classify(proba: dict[Any, float]) -> Answer:
     if not proba:
         return None, None, None
     best = max(proba, key=proba.__getitem__)
-    binary = all(c in (True, False) for c in proba) and not any(isinstance(c, str) for c in proba)
+    binary = all(c in (True, False) for c in proba)  # also 1/0, which equal True/False
     positive = float(proba.get(True, 0.0)) if binary else None
     return positive, json.dumps(best), json.dumps([[c, float(p)] for c, p in proba.items()])
 
