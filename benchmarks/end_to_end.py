@@ -97,7 +97,7 @@ def main() -> None:
             for topic in (ORDERS_TOPIC, DELIVERED_TOPIC):
                 Ingester(
                     IngestOptions(
-                        bootstrap_servers=bs, topic=topic, lake=Lake(lake), decode_avro=True
+                        bootstrap_servers=bs, topics=(topic,), lake=Lake(lake), decode_avro=True
                     )
                 ).run(until_caught_up=True)
             update_features(Lake(lake), ETA.feature_set)

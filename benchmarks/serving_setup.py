@@ -38,7 +38,7 @@ def demo_lake(bs: str, lake: str, registry_url: str, history: int, partitions: i
     app.flush()
     for topic in (ORDERS_TOPIC, DELIVERED_TOPIC):
         Ingester(
-            IngestOptions(bootstrap_servers=bs, topic=topic, lake=Lake(lake), decode_avro=True)
+            IngestOptions(bootstrap_servers=bs, topics=(topic,), lake=Lake(lake), decode_avro=True)
         ).run(until_caught_up=True)
     update_features(Lake(lake), ETA.feature_set)
     version = learn_online(Lake(lake), ETA).version

@@ -18,7 +18,7 @@ from ingest.errors import (
     TopicNotFound,
 )
 from ingest.event_producer import EventProducer
-from ingest.ingester import Ingester, IngestSummary
+from ingest.ingester import Ingester, IngestSummary, TopicSummary
 from ingest.kafka import (
     client_config,
     consumer_config,
@@ -62,6 +62,7 @@ __all__ = [
     "SilverWriter",
     "Sink",
     "TopicNotFound",
+    "TopicSummary",
     "client_config",
     "consumer_config",
     "ensure_topic",

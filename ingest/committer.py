@@ -38,6 +38,7 @@ _MAX_IN_FLIGHT = 2
 class Committed:
     """A finished commit with what the caller needs for logs and metrics."""
 
+    topic: str
     result: AppendResult
     decoded: DecodeSummary | None
     nbytes: int
@@ -97,11 +98,15 @@ class Committer:
             self._start_maintenance()
         if self._silver is None:
             self._inflight.append(
-                self._bronze_pool.submit(self._finish, bronze, None, rows, nbytes, started)
+                self._bronze_pool.submit(
+                    self._finish, self._table.topic, bronze, None, rows, nbytes, started
+                )
             )
         else:
             self._inflight.append(
-                self._silver_pool.submit(self._finish, bronze, self._silver, rows, nbytes, started)
+                self._silver_pool.submit(
+                    self._finish, self._table.topic, bronze, self._silver, rows, nbytes, started
+                )
             )
         return done
 
@@ -126,9 +131,9 @@ class Committer:
         return done
 
     @property
-    def busy(self) -> bool:
-        """True while a commit is in flight."""
-        return bool(self._inflight)
+    def in_flight(self) -> int:
+        """How many commits are in flight."""
+        return len(self._inflight)
 
     def close(self) -> None:
         """Wait for what is in flight (errors dropped) and stop the threads."""
@@ -161,6 +166,7 @@ class Committer:
 
     @staticmethod
     def _finish(
+        topic: str,
         bronze: Future[tuple[AppendResult, float]],
         silver: SilverWriter | None,
         rows: pa.Table,
@@ -170,4 +176,4 @@ class Committer:
         result, commit_s = bronze.result()
         decoded = silver.write(rows) if silver is not None else None
         done = time.monotonic()
-        return Committed(result, decoded, nbytes, commit_s, done - started, done)
+        return Committed(topic, result, decoded, nbytes, commit_s, done - started, done)

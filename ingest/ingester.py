@@ -1,4 +1,4 @@
-"""The ingester: one Kafka topic into its bronze table, exactly once.
+"""The ingester: Kafka topics into their bronze tables, exactly once.
 
 The consume loop (resume from the lake, micro-batches, catch-up, rebalances)
 is the one every consumer of eventlake runs: what a micro-batch becomes is a
@@ -18,6 +18,14 @@ How exactly-once holds (DESIGN.md invariant 1):
 
 Kill the process at any moment: what was committed is in the lake with its
 offsets, what was not is read again on restart.
+
+One consumer serves any number of topics, listed or matched by a pattern
+(topics created later that match are assigned at the next metadata refresh);
+each topic is a :class:`~ingest.lane.Lane` with its own micro-batch and sink.
+Open batches of all topics together stay under the batch limits, and at most
+``_MAX_IN_FLIGHT`` commits are in flight, so memory stays bounded however many
+topics there are. A topic whose table cannot be written is reported and
+skipped; the others go on.
 """
 
 from __future__ import annotations
@@ -40,7 +48,6 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
-from ingest.batch import MicroBatch
 from ingest.committer import Committed, Committer
 from ingest.decoder import Decoder
 from ingest.errors import IngestError, OffsetOutOfRange
@@ -48,47 +55,65 @@ from ingest.kafka import (
     consumer_config,
     ensure_topic,
     high_watermarks,
+    matching_topics,
     topic_id,
     wait_for_broker,
 )
+from ingest.lane import Lane, TopicSummary
 from ingest.metrics import IngestMetrics
 from ingest.options import IngestOptions
 from ingest.schema_resolver import SchemaResolver
 from ingest.silver_writer import SilverWriter
 from ingest.sink import Sink
-from lake import BronzeTable, SchemaStore, ensure_writable
+from lake import BronzeTable, SchemaStore, ensure_writable, validate_name
 
-__all__ = ["IngestSummary", "Ingester"]
+__all__ = ["IngestSummary", "Ingester", "TopicSummary"]
 
 log = logging.getLogger(__name__)
 
 _CONSUME_CHUNK = 10_000
 _ERROR = Message.error
+_MAX_IN_FLIGHT = 4  # commits in flight across every topic's sink
 _MAX_WAIT_S = 0.5  # the loop looks at the stop flag at least this often
 _NAMED = {OFFSET_BEGINNING: "beginning", OFFSET_END: "end"}
 
 
 @dataclass
 class IngestSummary:
-    """What a run committed: records, Delta commits, last version, next offset per partition."""
+    """What a run committed, in all and per topic (``topics``); ``skipped`` names each
+    topic this run stopped ingesting and why."""
 
-    topic: str
-    records: int = 0
-    commits: int = 0
-    last_version: int | None = None
-    next_offsets: dict[int, int] = field(default_factory=dict)
+    topics: dict[str, TopicSummary] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
     elapsed_s: float = 0.0
     busy_s: float = 0.0
     """From the first record read to the last commit: the steady-state window."""
 
+    @property
+    def records(self) -> int:
+        """Records committed, every topic together."""
+        return sum(t.records for t in self.topics.values())
+
+    @property
+    def commits(self) -> int:
+        """Delta commits, every topic together."""
+        return sum(t.commits for t in self.topics.values())
+
+
+TopicPartitionKey = tuple[str, int]
+
 
 class Ingester:
-    """Consumes ``options.topic`` into ``bronze/<topic>`` of ``options.lake``.
+    """Consumes ``options.topics`` (and topics matching ``options.topic_pattern``)
+    into ``bronze/<topic>`` tables of ``options.lake``.
 
     >>> opts = IngestOptions(bootstrap_servers=broker.bootstrap_servers,  # doctest: +SKIP
-    ...                      topic="orders", lake=Lake("./lake"))
+    ...                      topics=("orders", "payments"), lake=Lake("./lake"))
     >>> Ingester(opts).run(until_caught_up=True).records                 # doctest: +SKIP
     1000
+
+    ``sink`` replaces bronze for a run over one listed topic (the scoring engine's
+    Kafka front door).
     """
 
     def __init__(
@@ -99,23 +124,27 @@ class Ingester:
         on_commit: Callable[[Committed], None] | None = None,
         sink: Sink | None = None,
     ) -> None:
+        if sink is not None and (len(options.topics) != 1 or options.topic_pattern):
+            raise ValueError("a custom sink takes exactly one listed topic and no pattern")
         self.options = options
         self._given_sink = sink
         self.metrics = metrics or IngestMetrics()
         self._on_commit = on_commit
-        self._batch = MicroBatch(options.topic)
-        self._owned: set[int] = set()
-        self._position: dict[int, int] = {}
+        self._lanes: dict[str, Lane] = {}
         self._rebalanced = False
         self._joined = False  # the first assignment (even an empty one) arrived
         self._fatal: KafkaError | None = None
         self._discard_on_revoke = False
-        self._summary = IngestSummary(options.topic)
+        self._summary = IngestSummary()
         self._last_error_log = 0.0
         self._first_record_at: float | None = None
         self._last_commit_at: float | None = None
         self._consumer: Consumer | None = None
-        self._committer: Sink | None = None
+        self._admin: AdminClient | None = None
+        self._resolver: SchemaResolver | None = None
+        self._open_records = 0
+        self._open_bytes = 0
+        self._single = len(options.topics) == 1 and options.topic_pattern is None
 
     # -- the run -------------------------------------------------------------
 
@@ -123,7 +152,8 @@ class Ingester:
         self, *, until_caught_up: bool = False, stop: threading.Event | None = None
     ) -> IngestSummary:
         """Ingest until ``stop`` is set, or until caught up with the high
-        watermarks seen at start (``until_caught_up``); flush and return.
+        watermarks seen at start (``until_caught_up``; topics matching the pattern
+        at start); flush and return.
         """
         o = self.options
         started = time.monotonic()
@@ -131,20 +161,27 @@ class Ingester:
         admin = wait_for_broker(
             o.bootstrap_servers, wait_s=o.broker_wait_s, client_options=o.client_options
         )
-        n_partitions = ensure_topic(
-            admin,
-            o.topic,
-            bootstrap_servers=o.bootstrap_servers,
-            create=o.create_topic,
-            partitions=o.topic_partitions,
-        )
-        self._committer = self._given_sink or self._bronze_sink(admin, n_partitions)
+        self._admin = admin
+        partitions = {
+            t: ensure_topic(
+                admin,
+                t,
+                bootstrap_servers=o.bootstrap_servers,
+                create=o.create_topic,
+                partitions=o.topic_partitions,
+            )
+            for t in o.topics
+        }
+        if o.topic_pattern is not None:
+            partitions.update(matching_topics(admin, o.topic_pattern))
+        for t, n in partitions.items():
+            self._open_lane(t, n)
         consumer = Consumer(
             {
                 **consumer_config(
                     o.bootstrap_servers,
                     o.group_id,
-                    o.consumer_options,
+                    o.consumer_config_overrides(),
                     self._on_error,
                     o.client_options,
                 ),
@@ -155,47 +192,80 @@ class Ingester:
         try:
             targets = None
             if until_caught_up:
-                targets = self._watermarks(range(n_partitions))
-            if targets is not None:
+                targets = {
+                    (t, p): mark
+                    for t, n in partitions.items()
+                    if t in self._lanes
+                    for p, mark in self._watermarks(t, range(n)).items()
+                }
                 log.info(
                     "ingesting %s until caught up with the high watermarks at start, %s",
-                    o.topic,
-                    {p: hi for p, (_, hi) in targets.items()},
+                    self._names(),
+                    {f"{t}[{p}]": hi for (t, p), (_, hi) in targets.items()},
                 )
             if targets is not None and self._all_caught_up(targets):
                 # Nothing new: leave before joining the group at all. (Leaving a group
                 # in the middle of a join can stall the group's next rebalance on Tansu.)
                 log.info(
-                    "%s: the lake already holds every record up to the high watermarks", o.topic
+                    "%s: the lake already holds every record up to the high watermarks",
+                    self._names(),
                 )
                 return self._finish(started)
             consumer.subscribe(
-                [o.topic],
+                o.subscription,
                 on_assign=self._on_assign,
                 on_revoke=self._on_revoke,
                 on_lost=self._on_lost,
             )
             self._loop(consumer, targets, stop or threading.Event())
-            self._flush()
+            self._flush_all()
         except BaseException:
             self._discard_on_revoke = True  # leave uncommitted records to the next run
             raise
         finally:
             consumer.close()
             self._consumer = None
-            self._committer.close()
+            for lane in self._lanes.values():
+                lane.sink.close()
         return self._finish(started)
 
-    def _bronze_sink(self, admin: AdminClient, n_partitions: int) -> Committer:
+    def _names(self) -> str:
         o = self.options
-        table = BronzeTable.open(o.lake, o.topic)
-        source = topic_id(admin, o.topic)
+        return ", ".join([*o.topics, *([o.topic_pattern] if o.topic_pattern else [])])
+
+    def _open_lane(self, topic: str, n_partitions: int | None = None) -> Lane | None:
+        """The lane of ``topic``, opened on first use; None if the topic is skipped."""
+        lane = self._lanes.get(topic)
+        if lane is not None or topic in self._summary.skipped:
+            return lane
+        try:
+            sink = self._given_sink or self._bronze_sink(topic, n_partitions)
+        except Exception as e:
+            if self._single:
+                raise  # the run's only topic: nothing to go on with
+            self._skip(topic, f"its table cannot be opened: {e}")
+            return None
+        lane = self._lanes[topic] = Lane(topic, sink)
+        self._summary.topics[topic] = lane.summary
+        return lane
+
+    def _bronze_sink(self, topic: str, n_partitions: int | None) -> Committer:
+        o = self.options
+        validate_name(topic)  # a pattern can match names no table can have
+        assert self._admin is not None
+        table = BronzeTable.open(o.lake, topic)
+        if n_partitions is None:
+            n_partitions = ensure_topic(
+                self._admin, topic, bootstrap_servers=o.bootstrap_servers, create=False
+            )
+        source = topic_id(self._admin, topic)
         if source is not None:
             table.bind_source(source, range(n_partitions))
         silver = None
         if o.decode_avro:
-            resolver = SchemaResolver(SchemaStore.open(o.lake), o.registry_url)
-            decoder = Decoder(o.topic, resolver, subject_strategy=o.subject_strategy)
+            if self._resolver is None:
+                self._resolver = SchemaResolver(SchemaStore.open(o.lake), o.registry_url)
+            decoder = Decoder(topic, self._resolver, subject_strategy=o.subject_strategy)
             silver = SilverWriter(o.lake, decoder)
             silver.repair(table, range(n_partitions))
         return Committer(
@@ -209,6 +279,29 @@ class Ingester:
             maintain_every=o.maintain_every,
         )
 
+    def _skip(self, topic: str, why: str) -> None:
+        """Stop ingesting ``topic`` (its records stay in Kafka); the other topics go on."""
+        self._summary.skipped[topic] = why
+        self.metrics.errors.labels(topic=topic, kind="skipped").inc()
+        log.error("%s: skipped, %s; the other topics go on", topic, why)
+        lane = self._lanes.pop(topic, None)
+        if lane is None:
+            return
+        self._open_records -= lane.batch.records
+        self._open_bytes -= lane.batch.bytes
+        lane.batch.take()
+        if self._consumer is not None and lane.owned:
+            self._consumer.pause([TopicPartition(topic, p) for p in lane.owned])
+        try:
+            lane.sink.close()
+        except Exception as e:
+            log.debug("closing %s failed: %s", topic, e)
+        if not self._lanes and not self.options.topic_pattern:
+            raise IngestError(
+                f"every topic of this run was skipped ({self._summary.skipped}); "
+                "fix what the log says and start again"
+            )
+
     def _finish(self, started: float) -> IngestSummary:
         self._summary.elapsed_s = time.monotonic() - started
         if self._first_record_at is not None and self._last_commit_at is not None:
@@ -218,7 +311,7 @@ class Ingester:
     def _loop(
         self,
         consumer: Consumer,
-        targets: dict[int, tuple[int, int]] | None,
+        targets: dict[TopicPartitionKey, tuple[int, int]] | None,
         stop: threading.Event,
     ) -> None:
         # Each consumed record allocates a handful of acyclic objects; automatic
@@ -235,49 +328,66 @@ class Ingester:
     def _consume_until_done(
         self,
         consumer: Consumer,
-        targets: dict[int, tuple[int, int]] | None,
+        targets: dict[TopicPartitionKey, tuple[int, int]] | None,
         stop: threading.Event,
     ) -> None:
         o = self.options
-        batch = self._batch
         last_delta_check = 0.0
         while not stop.is_set():
             # consume() returns when it has ``room`` records or the time is up, not at the
             # first record: an empty batch waits at most the latency bound too, so a lone
             # record is committed within twice the bound (what a 20 ms scorer needs).
-            if batch.started is None:
-                wait = o.batch_max_latency_s
-            else:
-                wait = o.batch_max_latency_s - batch.age()
-            room = min(_CONSUME_CHUNK, o.batch_max_records - batch.records)
+            oldest = max((lane.batch.age() for lane in self._lanes.values()), default=0.0)
+            wait = o.batch_max_latency_s - oldest
+            room = max(1, min(_CONSUME_CHUNK, o.batch_max_records - self._open_records))
             messages = consumer.consume(num_messages=room, timeout=min(max(wait, 0.0), _MAX_WAIT_S))
             if self._fatal is not None:
                 raise IngestError(f"fatal Kafka error: {self._fatal.str()}")
             if messages:
                 if self._first_record_at is None:
                     self._first_record_at = time.monotonic()
-                batch.add(self._usable(messages))
-                self._position.update(
-                    {p: n for p, n in batch.next_offsets.items() if p in self._owned}
-                )
-            full = (
-                batch.records >= o.batch_max_records
-                or batch.bytes >= o.batch_max_bytes
-                or (batch.records and batch.age() >= o.batch_max_latency_s)
-            )
-            if full:
-                self._flush(wait=False)  # pipelined: the commit runs while we consume
-            elif self._committer is not None and self._committer.busy:
-                for c in self._committer.poll():
-                    self._committed(c)
+                self._add(self._usable(messages))
+            if self._open_records >= o.batch_max_records or self._open_bytes >= o.batch_max_bytes:
+                self._flush_all(wait=False)  # pipelined: the commits run while we consume
+            else:
+                for lane in list(self._lanes.values()):
+                    if lane.batch.records and lane.batch.age() >= o.batch_max_latency_s:
+                        self._flush(lane, wait=False)
+                    elif lane.sink.in_flight:
+                        self._settle(lane, lane.sink.poll)
             if targets is not None and self._joined and self._owned_caught_up(targets):
-                self._flush()
+                self._flush_all()
                 now = time.monotonic()
-                if now - last_delta_check >= _MAX_WAIT_S or len(self._owned) == len(targets):
+                owned = sum(len(lane.owned) for lane in self._lanes.values())
+                if now - last_delta_check >= _MAX_WAIT_S or owned == len(targets):
                     last_delta_check = now
                     if self._all_caught_up(targets):
-                        log.info("%s: caught up with the high watermarks seen at start", o.topic)
+                        log.info(
+                            "%s: caught up with the high watermarks seen at start", self._names()
+                        )
                         return
+
+    def _add(self, messages: list[Message]) -> None:
+        """Append messages to their topics' batches."""
+        if not messages:
+            return
+        if len(self._lanes) == 1 and not self._summary.skipped:
+            groups = {next(iter(self._lanes)): messages}  # only its partitions are assigned
+        else:
+            groups = {}
+            for m in messages:
+                groups.setdefault(m.topic() or "", []).append(m)
+        for topic, group in groups.items():
+            lane = self._lanes.get(topic)
+            if lane is None:
+                continue  # skipped: its partitions are paused, stray records dropped
+            before_records, before_bytes = lane.batch.records, lane.batch.bytes
+            lane.batch.add(group)
+            self._open_records += lane.batch.records - before_records
+            self._open_bytes += lane.batch.bytes - before_bytes
+            lane.position.update(
+                {p: n for p, n in lane.batch.next_offsets.items() if p in lane.owned}
+            )
 
     def _usable(self, messages: list[Message]) -> list[Message]:
         """Drop error events (raising on fatal ones) and records of lost partitions."""
@@ -288,38 +398,71 @@ class Ingester:
             messages = [m for m in messages if m.error() is None]
         if self._rebalanced:
             self._rebalanced = False
-            messages = [m for m in messages if m.partition() in self._owned]
+            messages = [m for m in messages if self._owns(m.topic() or "", m.partition() or 0)]
         return messages
+
+    def _owns(self, topic: str, partition: int) -> bool:
+        lane = self._lanes.get(topic)
+        return lane is not None and partition in lane.owned
 
     def _on_message_error(self, m: Message) -> None:
         err = m.error()
         assert err is not None
-        self.metrics.errors.labels(topic=self.options.topic, kind=err.name()).inc()
+        topic = m.topic() or ""
+        if topic in self._summary.skipped:
+            return
+        self.metrics.errors.labels(topic=topic, kind=err.name()).inc()
         if err.code() in (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE):
-            raise OffsetOutOfRange(self.options.topic, m.partition() or 0, err.str())
+            raise OffsetOutOfRange(topic, m.partition() or 0, err.str())
         if err.fatal():
-            raise IngestError(f"fatal Kafka error on {self.options.topic}: {err.str()}")
+            raise IngestError(f"fatal Kafka error on {topic}: {err.str()}")
         if err.code() != KafkaError._PARTITION_EOF:
-            log.warning("%s: Kafka error %s (the client retries)", self.options.topic, err.str())
+            log.warning("%s: Kafka error %s (the client retries)", topic, err.str())
 
-    def _flush(self, *, wait: bool = True) -> None:
-        """Hand the open micro-batch to the committer; with ``wait``, also wait until
-        everything handed over is committed. Kafka offsets follow each Delta commit.
-        """
-        assert self._committer is not None
-        batch = self._batch
-        done: list[Committed] = []
+    def _flush_all(self, *, wait: bool = True) -> None:
+        """Hand every open micro-batch to its sink; with ``wait``, also wait until
+        everything handed over is committed."""
+        for lane in list(self._lanes.values()):
+            self._flush(lane, wait=wait)
+
+    def _flush(self, lane: Lane, *, wait: bool = True) -> None:
+        """Hand ``lane``'s open micro-batch to its sink (within the in-flight limit);
+        with ``wait``, also wait until everything handed over is committed. Kafka
+        offsets follow each Delta commit."""
+        batch = lane.batch
         if batch.records:
+            self._make_room()
             age, nbytes = batch.age(), batch.bytes
+            self._open_records -= batch.records
+            self._open_bytes -= nbytes
             rows = batch.take()
             assert rows is not None
-            done += self._committer.submit(rows, nbytes, age)
-        done += self._committer.drain() if wait else self._committer.poll()
-        for c in done:
-            self._committed(c)
+            self._settle(lane, lambda: lane.sink.submit(rows, nbytes, age))
+        if lane.topic in self._lanes:
+            self._settle(lane, lane.sink.drain if wait else lane.sink.poll)
 
-    def _committed(self, c: Committed) -> None:
-        s, result = self._summary, c.result
+    def _make_room(self) -> None:
+        """Wait while ``_MAX_IN_FLIGHT`` commits are in flight across every topic."""
+        while sum(lane.sink.in_flight for lane in self._lanes.values()) >= _MAX_IN_FLIGHT:
+            busiest = max(self._lanes.values(), key=lambda lane: lane.sink.in_flight)
+            self._settle(busiest, busiest.sink.drain)
+
+    def _settle(self, lane: Lane, step: Callable[[], list[Committed]]) -> None:
+        """Run a sink step and record its commits; a failing table skips its topic."""
+        try:
+            done = step()
+        except (IngestError, KeyboardInterrupt):
+            raise
+        except Exception as e:
+            if self._single:
+                raise  # the run's only topic: nothing to go on with
+            self._skip(lane.topic, f"committing to its table failed: {e!r}")
+            return
+        for c in done:
+            self._committed(lane, c)
+
+    def _committed(self, lane: Lane, c: Committed) -> None:
+        s, result = lane.summary, c.result
         gc.collect(2 if s.commits % 100 == 99 else 1)
         if result.version is None:
             return
@@ -329,11 +472,11 @@ class Ingester:
         self._last_commit_at = c.done_at
         for p, (_, last) in result.ranges.items():
             s.next_offsets[p] = last + 1
-        self._commit_kafka_offsets(result.ranges)
-        self._record_metrics(result.rows, c.nbytes, result.version, c.commit_s, c.latency_s)
+        self._commit_kafka_offsets(lane, result.ranges)
+        self._record_metrics(lane, c)
         log.info(
             "%s v%d: %d records, partitions %s, commit %.0f ms, batch latency %.0f ms%s",
-            self._committer.label if self._committer is not None else self.options.topic,
+            lane.sink.label,
             result.version,
             result.rows,
             " ".join(f"{p}:{a}-{b}" for p, (a, b) in sorted(result.ranges.items())),
@@ -347,12 +490,12 @@ class Ingester:
             except Exception as e:  # a report must never stop ingest
                 log.warning("reporting commit v%d failed (ingest goes on): %s", result.version, e)
 
-    def _commit_kafka_offsets(self, ranges: dict[int, tuple[int, int]]) -> None:
+    def _commit_kafka_offsets(self, lane: Lane, ranges: dict[int, tuple[int, int]]) -> None:
         consumer = self._consumer
         owned = [
-            TopicPartition(self.options.topic, p, last + 1)
+            TopicPartition(lane.topic, p, last + 1)
             for p, (_, last) in ranges.items()
-            if p in self._owned
+            if p in lane.owned
         ]
         if consumer is None or not owned:
             return
@@ -361,67 +504,71 @@ class Ingester:
         except Exception as e:  # lag monitoring only: never fail a run for it
             log.debug("Kafka offset commit failed (lag metrics only): %s", e)
 
-    def _record_metrics(
-        self, rows: int, nbytes: int, version: int, commit_s: float, latency_s: float
-    ) -> None:
-        m, topic = self.metrics, self.options.topic
-        m.records.labels(topic=topic).inc(rows)
-        m.bytes.labels(topic=topic).inc(nbytes)
+    def _record_metrics(self, lane: Lane, c: Committed) -> None:
+        m, topic, result = self.metrics, lane.topic, c.result
+        assert result.version is not None
+        m.records.labels(topic=topic).inc(result.rows)
+        m.bytes.labels(topic=topic).inc(c.nbytes)
         m.batches.labels(topic=topic).inc()
-        m.delta_version.labels(topic=topic).set(version)
-        m.commit_seconds.labels(topic=topic).observe(commit_s)
-        m.batch_latency_seconds.labels(topic=topic).observe(latency_s)
+        m.delta_version.labels(topic=topic).set(result.version)
+        m.commit_seconds.labels(topic=topic).observe(c.commit_s)
+        m.batch_latency_seconds.labels(topic=topic).observe(c.latency_s)
         consumer = self._consumer
         if consumer is None:
             return
-        for p in list(self._owned):
+        for p in list(lane.owned):
             try:
                 _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), cached=True)
             except Exception:
                 continue
-            if high >= 0 and p in self._position:
-                m.lag.labels(topic=topic, partition=str(p)).set(max(0, high - self._position[p]))
+            if high >= 0 and p in lane.position:
+                m.lag.labels(topic=topic, partition=str(p)).set(max(0, high - lane.position[p]))
 
     # -- caught up -----------------------------------------------------------
 
-    def _watermarks(self, partitions: Iterable[int]) -> dict[int, tuple[int, int]]:
+    def _watermarks(self, topic: str, partitions: Iterable[int]) -> dict[int, tuple[int, int]]:
         o = self.options
         isolation = str(o.consumer_options.get("isolation.level", "read_committed"))
         return high_watermarks(
             o.bootstrap_servers,
-            o.topic,
+            topic,
             partitions,
             isolation_level=isolation,
             client_options=o.client_options,
         )
 
-    def _owned_caught_up(self, targets: dict[int, tuple[int, int]]) -> bool:
-        for p in self._owned:
-            low, high = targets.get(p, (0, 0))
-            if high > low and self._position.get(p, low) < high:
-                return False
+    def _owned_caught_up(self, targets: dict[TopicPartitionKey, tuple[int, int]]) -> bool:
+        for lane in self._lanes.values():
+            for p in lane.owned:
+                low, high = targets.get((lane.topic, p), (0, 0))
+                if high > low and lane.position.get(p, low) < high:
+                    return False
         return True
 
-    def _all_caught_up(self, targets: dict[int, tuple[int, int]]) -> bool:
-        """Partitions not owned here are judged by the offsets the lake holds."""
-        assert self._committer is not None
-        others = [p for p in targets if p not in self._owned]
-        if not others:
-            return True
+    def _all_caught_up(self, targets: dict[TopicPartitionKey, tuple[int, int]]) -> bool:
+        """Partitions not owned here are judged by the offsets the lake holds;
+        skipped topics no longer count."""
         done = True
-        for p, c in self._committer.committed(others).items():
-            low, high = targets[p]
-            self._check_in_log(p, c, low, high)
-            done = done and (low if c is None else c + 1) >= high
+        for topic, lane in list(self._lanes.items()):
+            others = [p for t, p in targets if t == topic and p not in lane.owned]
+            if not others:
+                continue
+            for p, c in lane.sink.committed(others).items():
+                low, high = targets[(topic, p)]
+                self._check_in_log(topic, p, c, low, high)
+                done = done and (low if c is None else c + 1) >= high
         return done
 
-    def _check_in_log(self, partition: int, committed: int | None, low: int, high: int) -> None:
+    @staticmethod
+    def _check_in_log(
+        topic: str, partition: int, committed: int | None, low: int, high: int
+    ) -> None:
         """The next offset must lie in Kafka's log: never jump over records or re-read."""
         if committed is None:
             return
         if not low <= committed + 1 <= high:
             raise OffsetOutOfRange(
-                self.options.topic,
+                topic,
                 partition,
                 f"the lake holds offsets up to {committed}, the Kafka log spans {low}..{high - 1}",
             )
@@ -429,61 +576,88 @@ class Ingester:
     # -- rebalancing ---------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        assert self._committer is not None
-        committed = self._committer.committed([tp.partition for tp in partitions])
+        by_topic: dict[str, list[TopicPartition]] = {}
+        for tp in partitions:
+            by_topic.setdefault(tp.topic, []).append(tp)
+        skipped: list[TopicPartition] = []
+        for topic, tps in by_topic.items():
+            lane = self._open_lane(topic)
+            if lane is None:
+                for tp in tps:
+                    tp.offset = OFFSET_END  # paused below: nothing is read, nothing reset
+                skipped += tps
+            else:
+                self._position_lane(lane, tps)
+        consumer.incremental_assign(partitions)
+        if skipped:
+            consumer.pause(skipped)  # held, never read: their records stay in Kafka
+        self._joined = True
+        self._rebalanced = True
+
+    def _position_lane(self, lane: Lane, partitions: list[TopicPartition]) -> None:
+        committed = lane.sink.committed([tp.partition for tp in partitions])
         resumed = [p for p, c in committed.items() if c is not None]
         if resumed:
-            marks = self._watermarks(resumed)
+            marks = self._watermarks(lane.topic, resumed)
             for p in resumed:
-                self._check_in_log(p, committed[p], *marks[p])
+                self._check_in_log(lane.topic, p, committed[p], *marks[p])
         start: dict[int, int | str] = {}
         for tp in partitions:
             c = committed[tp.partition]
-            tp.offset = c + 1 if c is not None else self._committer.fresh_offset
+            tp.offset = c + 1 if c is not None else lane.sink.fresh_offset
             if c is not None:
-                self._position[tp.partition] = c + 1
+                lane.position[tp.partition] = c + 1
             start[tp.partition] = c + 1 if c is not None else _NAMED.get(tp.offset, tp.offset)
-        consumer.incremental_assign(partitions)
-        self._joined = True
-        self._owned.update(tp.partition for tp in partitions)
-        self._rebalanced = True
-        if partitions:
-            log.info(
-                "%s: assigned partitions %s; resuming from the lake at %s",
-                self.options.topic,
-                sorted(start),
-                start,
-            )
+        lane.owned.update(tp.partition for tp in partitions)
+        log.info(
+            "%s: assigned partitions %s; resuming from the lake at %s",
+            lane.topic,
+            sorted(start),
+            start,
+        )
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        if self._discard_on_revoke:
-            self._batch.drop(tp.partition for tp in partitions)
-        else:
-            self._flush()  # hand over nothing half-done
+        for lane in self._lanes_of(partitions):
+            if self._discard_on_revoke:
+                self._drop(lane, partitions)
+            else:
+                self._flush(lane)  # hand over nothing half-done
         self._release(consumer, partitions, "revoked")
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        dropped = self._batch.drop(tp.partition for tp in partitions)
+        dropped = sum(self._drop(lane, partitions) for lane in self._lanes_of(partitions))
         self._release(
             consumer, partitions, f"lost ({dropped} uncommitted records left to the new owner)"
         )
 
+    def _lanes_of(self, partitions: list[TopicPartition]) -> list[Lane]:
+        topics = {tp.topic for tp in partitions}
+        return [lane for t, lane in self._lanes.items() if t in topics]
+
+    def _drop(self, lane: Lane, partitions: list[TopicPartition]) -> int:
+        before = lane.batch.bytes
+        dropped = lane.batch.drop(tp.partition for tp in partitions if tp.topic == lane.topic)
+        self._open_records -= dropped
+        self._open_bytes -= before - lane.batch.bytes
+        return dropped
+
     def _release(self, consumer: Consumer, partitions: list[TopicPartition], how: str) -> None:
         consumer.incremental_unassign(partitions)
         for tp in partitions:
-            self._owned.discard(tp.partition)
-            self._position.pop(tp.partition, None)
+            lane = self._lanes.get(tp.topic)
+            if lane is not None:
+                lane.owned.discard(tp.partition)
+                lane.position.pop(tp.partition, None)
         self._rebalanced = True
         if partitions:
             log.info(
-                "%s: partitions %s %s",
-                self.options.topic,
-                sorted(tp.partition for tp in partitions),
+                "partitions %s %s",
+                " ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)),
                 how,
             )
 
     def _on_error(self, err: KafkaError) -> None:
-        self.metrics.errors.labels(topic=self.options.topic, kind=err.name()).inc()
+        self.metrics.errors.labels(topic="", kind=err.name()).inc()
         if err.fatal():
             self._fatal = err
             return

@@ -10,6 +10,7 @@ files, anything else librdkafka takes, built from the settings by
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = [
     "consumer_config",
     "ensure_topic",
     "high_watermarks",
+    "matching_topics",
     "topic_id",
     "wait_for_broker",
 ]
@@ -171,6 +173,23 @@ def ensure_topic(
                 raise
         meta = _wait_for_topic(admin, topic)
     return meta
+
+
+def matching_topics(admin: AdminClient, pattern: str) -> dict[str, int]:
+    """The partition count of every topic whose name ``pattern`` matches, as
+    librdkafka matches a ``^``-prefixed subscription (a search; internal ``__``
+    topics excluded).
+
+    >>> matching_topics(admin, r"^orders\\.")  # doctest: +SKIP
+    {'orders.created': 3, 'orders.paid': 3}
+    """
+    regex = re.compile(pattern)
+    md: ClusterMetadata = admin.list_topics(timeout=10)
+    return {
+        name: len(t.partitions)
+        for name, t in sorted(md.topics.items())
+        if regex.search(name) and not name.startswith("__") and t.error is None and t.partitions
+    }
 
 
 def _topic_metadata(admin: AdminClient, topic: str) -> int | None:

@@ -44,8 +44,8 @@ class Sink(Protocol):
         ...
 
     @property
-    def busy(self) -> bool:
-        """True while a commit is in flight."""
+    def in_flight(self) -> int:
+        """How many commits are in flight."""
         ...
 
     def close(self) -> None:

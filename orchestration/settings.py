@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
@@ -195,10 +196,17 @@ class Settings(BaseSettings):
         """
         return Lake(self.lake_root, storage_options=dict(self.storage_options) or None)
 
-    def ingest_options(self, topic: str, *, group_id: str | None = None) -> IngestOptions:
-        """The :class:`ingest.IngestOptions` for ingesting ``topic`` with these settings.
+    def ingest_options(
+        self,
+        topics: Sequence[str] = (),
+        *,
+        topic_pattern: str | None = None,
+        group_id: str | None = None,
+    ) -> IngestOptions:
+        """The :class:`ingest.IngestOptions` for ingesting ``topics`` (and topics
+        matching ``topic_pattern``) with these settings.
 
-        >>> Settings(kafka_bootstrap_servers="b:9092").ingest_options("t").batch_max_latency_s
+        >>> Settings(kafka_bootstrap_servers="b:9092").ingest_options(["t"]).batch_max_latency_s
         0.25
         """
         if not self.kafka_bootstrap_servers:
@@ -216,7 +224,8 @@ class Settings(BaseSettings):
             raise ConfigError(f"{ENV_PREFIX}KAFKA_CONSUMER_OPTIONS", str(e)) from None
         return IngestOptions(
             bootstrap_servers=self.kafka_bootstrap_servers,
-            topic=topic,
+            topics=tuple(topics),
+            topic_pattern=topic_pattern,
             lake=self.lake(),
             group_id=group_id or self.kafka_group_id,
             consumer_options=dict(self.kafka_consumer_options),

@@ -123,7 +123,7 @@ def ingest_until_caught_up(
     Ingester(
         IngestOptions(
             bootstrap_servers=broker.bootstrap_servers,
-            topic=topic,
+            topics=(topic,),
             lake=Lake(lake_root),
             decode_avro=decode,
             **options,  # type: ignore[arg-type]

@@ -71,8 +71,10 @@ def fed(tmp_path_factory):
             del app  # its producer goes before the broker does
         for topic in (ORDERS_TOPIC, DELIVERED_TOPIC):
             Ingester(
-                IngestOptions(bootstrap_servers=bs, topic=topic, lake=Lake(lake), decode_avro=True),
-                on_commit=bronze_reporter(instance, topic),
+                IngestOptions(
+                    bootstrap_servers=bs, topics=(topic,), lake=Lake(lake), decode_avro=True
+                ),
+                on_commit=bronze_reporter(instance),
             ).run(until_caught_up=True)
     settings = Settings(lake_root=lake, partitions_start=DAY1, holdout_days=0.25)
     yield lake, instance, settings, tmp

@@ -1,4 +1,5 @@
-"""Invariant 1: killing the ingester at any moment leaves every offset in bronze once."""
+"""Invariant 1: killing the ingester at any moment leaves every offset in bronze once,
+for each of the topics one process ingests."""
 
 from __future__ import annotations
 
@@ -10,27 +11,33 @@ from tests.conftest import bronze, bronze_version, ingest_env
 from tests.kafka_data import assert_exactly_once, produce_known
 
 PARTITIONS = 3
-PER_PARTITION = 33_334  # 100,002 records
+PER_PARTITION = 11_112  # 3 topics x 3 partitions: 100,008 records
 
 
 def test_sigkill_at_random_moments_then_restart(broker, make_topic, lake_root, processes):
-    topic = make_topic(PARTITIONS)
-    expected = produce_known(broker.bootstrap_servers, topic, PARTITIONS, PER_PARTITION)
+    topics = [make_topic(PARTITIONS) for _ in range(3)]
+    expected = {
+        t: produce_known(broker.bootstrap_servers, t, PARTITIONS, PER_PARTITION, seed=i)
+        for i, t in enumerate(topics)
+    }
+    args = ["ingest", *(a for t in topics for a in ("--topic", t)), "--until-caught-up"]
+
+    def version() -> int:
+        return sum(bronze_version(lake_root, t) for t in topics)
+
     # Small batches: about two hundred commits, so every kill lands mid-stream.
     env = ingest_env(broker, lake_root, batch_max_records=500)
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     kills = 0
     for attempt in range(12):
-        before = bronze_version(lake_root, topic)
-        proc = processes.start(
-            ["ingest", "--topic", topic, "--until-caught-up"], env, f"run{attempt}"
-        )
+        before = version()
+        proc = processes.start(args, env, f"run{attempt}")
         if attempt == 0:
             time.sleep(rng.uniform(0.2, 1.5))  # during start-up, before any commit
         else:
             deadline = time.monotonic() + 30
-            while bronze_version(lake_root, topic) <= before and proc.poll() is None:
+            while version() <= before and proc.poll() is None:
                 assert time.monotonic() < deadline, processes.log(f"run{attempt}")
                 time.sleep(0.02)
             time.sleep(rng.uniform(0.0, 0.25))  # somewhere among the commits
@@ -42,6 +49,8 @@ def test_sigkill_at_random_moments_then_restart(broker, make_topic, lake_root, p
         if kills >= 6:
             break
     assert kills >= 5, f"only {kills} kills landed (seed {seed})"
-    final = processes.start(["ingest", "--topic", topic, "--until-caught-up"], env, "final")
+    final = processes.start(args, env, "final")
     assert final.wait(120) == 0, processes.log("final")
-    assert_exactly_once(bronze(lake_root, topic), expected)
+    for t in topics:
+        assert_exactly_once(bronze(lake_root, t), expected[t])
+    assert "ingested" in processes.log("final") and "3 topic(s)" in processes.log("final")

@@ -24,7 +24,7 @@ from tests.kafka_data import assert_exactly_once, produce_known
 
 
 def _opts(bootstrap: str, topic: str, lake_root: str, **kw) -> IngestOptions:
-    return IngestOptions(bootstrap_servers=bootstrap, topic=topic, lake=Lake(lake_root), **kw)
+    return IngestOptions(bootstrap_servers=bootstrap, topics=(topic,), lake=Lake(lake_root), **kw)
 
 
 def test_missing_topic_is_a_clear_error(broker, lake_root):

@@ -63,9 +63,9 @@ def test_the_options_reach_each_kind_of_client(broker, make_topic, tmp_path):
     topic = make_topic(1)
     lake = Lake(str(tmp_path / "lake"))
     produce(broker.bootstrap_servers, topic, [Record(None, b"x")])
-    Ingester(IngestOptions(bootstrap_servers=broker.bootstrap_servers, topic=topic, lake=lake)).run(
-        until_caught_up=True
-    )
+    Ingester(
+        IngestOptions(bootstrap_servers=broker.bootstrap_servers, topics=(topic,), lake=lake)
+    ).run(until_caught_up=True)
     bs = broker.bootstrap_servers
     calls = {
         "produce": lambda: produce(bs, topic, [Record(None, b"y")], client_options=PROBE),
@@ -76,7 +76,7 @@ def test_the_options_reach_each_kind_of_client(broker, make_topic, tmp_path):
             lake, topic, bs, to_topic=f"{topic}-r", client_options=PROBE
         ),
         "ingest": lambda: Ingester(
-            IngestOptions(bootstrap_servers=bs, topic=topic, lake=lake, client_options=PROBE)
+            IngestOptions(bootstrap_servers=bs, topics=(topic,), lake=lake, client_options=PROBE)
         ).run(until_caught_up=True),
     }
     for call in calls.values():  # each refused by librdkafka: it saw the probe
@@ -111,10 +111,10 @@ def test_settings_build_the_connection(monkeypatch):
         "sasl.password": "hunter2-secret",
         "ssl.ca.location": "/etc/kafka/ca.pem",
     }
-    options = s.ingest_options("orders") if s.kafka_bootstrap_servers else None
+    options = s.ingest_options(["orders"]) if s.kafka_bootstrap_servers else None
     assert options is None  # no broker set: ingest refuses before building anything
     monkeypatch.setenv("EVENTLAKE_KAFKA_BOOTSTRAP_SERVERS", "kafka:9093")
-    assert load_settings().ingest_options("orders").client_options["sasl.username"] == "ingest"
+    assert load_settings().ingest_options(["orders"]).client_options["sasl.username"] == "ingest"
 
 
 @pytest.mark.parametrize(

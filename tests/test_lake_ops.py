@@ -139,7 +139,7 @@ def test_the_ingester_compacts_by_policy_and_maintain_on_demand(broker, make_top
     Ingester(
         IngestOptions(
             bootstrap_servers=broker.bootstrap_servers,
-            topic=topic,
+            topics=(topic,),
             lake=Lake(lake_root),
             batch_max_records=100,
             maintain_every=10,
@@ -202,7 +202,9 @@ def test_erasure_removes_a_user_everywhere_for_good(broker, clicks, lake_root):
     }
     # A restart of ingest does not bring erased offsets back from Kafka.
     Ingester(
-        IngestOptions(bootstrap_servers=broker.bootstrap_servers, topic=topic, lake=Lake(lake_root))
+        IngestOptions(
+            bootstrap_servers=broker.bootstrap_servers, topics=(topic,), lake=Lake(lake_root)
+        )
     ).run(until_caught_up=True)
     assert DeltaTable(bronze_uri).to_pyarrow_table().num_rows == 160
 

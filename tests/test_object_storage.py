@@ -79,7 +79,7 @@ def test_ingest_catalog_sql_maintenance_and_erasure_on_s3(s3, broker, make_topic
     with SchemaRegistryServer(SchemaStore.open(lake)) as server:
         produce(broker.bootstrap_servers, topic, orders(server.url, topic, range(0, 140)))
     options = IngestOptions(
-        bootstrap_servers=broker.bootstrap_servers, topic=topic, lake=lake, decode_avro=True,
+        bootstrap_servers=broker.bootstrap_servers, topics=(topic,), lake=lake, decode_avro=True,
         batch_max_records=50,
     )  # fmt: skip
     assert Ingester(options).run(until_caught_up=True).records == 140
@@ -134,9 +134,9 @@ def test_the_command_line_reads_an_s3_lake(s3, broker, make_topic):
     lake = _lake(s3)
     topic = make_topic(1)
     produce(broker.bootstrap_servers, topic, [Record(b"k", b"v")] * 3)
-    Ingester(IngestOptions(bootstrap_servers=broker.bootstrap_servers, topic=topic, lake=lake)).run(
-        until_caught_up=True
-    )
+    Ingester(
+        IngestOptions(bootstrap_servers=broker.bootstrap_servers, topics=(topic,), lake=lake)
+    ).run(until_caught_up=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTLAKE_")}
     env["EVENTLAKE_LAKE_ROOT"] = lake.root
     env["EVENTLAKE_STORAGE_OPTIONS"] = json.dumps(s3[1])

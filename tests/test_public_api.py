@@ -138,6 +138,7 @@ PUBLIC = {
         "SilverWriter",
         "Sink",
         "TopicNotFound",
+        "TopicSummary",
         "client_config",
         "consumer_config",
         "ensure_topic",

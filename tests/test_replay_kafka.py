@@ -60,7 +60,9 @@ def test_a_new_broker_gets_every_record_back_in_order(lake_root, tmp_path):
         produce(first.bootstrap_servers, first_topic, records)
         Ingester(
             IngestOptions(
-                bootstrap_servers=first.bootstrap_servers, topic=first_topic, lake=Lake(lake_root)
+                bootstrap_servers=first.bootstrap_servers,
+                topics=(first_topic,),
+                lake=Lake(lake_root),
             )
         ).run(until_caught_up=True)
     assert bronze(lake_root, first_topic).num_rows == len(records)
@@ -105,7 +107,9 @@ def test_an_offset_range_to_another_topic_and_resume_after_a_partial_run(broker,
     records = _records()
     produce(broker.bootstrap_servers, topic, records)
     Ingester(
-        IngestOptions(bootstrap_servers=broker.bootstrap_servers, topic=topic, lake=Lake(lake_root))
+        IngestOptions(
+            bootstrap_servers=broker.bootstrap_servers, topics=(topic,), lake=Lake(lake_root)
+        )
     ).run(until_caught_up=True)
 
     target = topic + "-copy"
@@ -133,7 +137,9 @@ def test_a_target_with_fewer_partitions_is_refused(broker, lake_root, make_topic
     topic = make_topic(2)
     produce(broker.bootstrap_servers, topic, [Record(None, b"x", None, p) for p in (0, 1)])
     Ingester(
-        IngestOptions(bootstrap_servers=broker.bootstrap_servers, topic=topic, lake=Lake(lake_root))
+        IngestOptions(
+            bootstrap_servers=broker.bootstrap_servers, topics=(topic,), lake=Lake(lake_root)
+        )
     ).run(until_caught_up=True)
     small = make_topic(1)
     with pytest.raises(ReplayError, match=r"has 1 partitions but .* had 2"):

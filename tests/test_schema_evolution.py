@@ -260,7 +260,9 @@ def test_a_crash_between_bronze_and_silver_is_repaired_at_restart(broker, make_t
     )
     # Bronze committed, silver not: what a crash between the two commits leaves.
     Ingester(
-        IngestOptions(bootstrap_servers=broker.bootstrap_servers, topic=topic, lake=Lake(lake_root))
+        IngestOptions(
+            bootstrap_servers=broker.bootstrap_servers, topics=(topic,), lake=Lake(lake_root)
+        )
     ).run(until_caught_up=True)
     assert decode_coverage(Lake(lake_root), topic)[0].missing == list(range(20))
     ingest_until_caught_up(broker, topic, lake_root)  # nothing new in Kafka; the restart repairs

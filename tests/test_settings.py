@@ -29,7 +29,7 @@ def test_environment_variables_are_read_and_typed(monkeypatch):
     s = load_settings()
     assert s.lake_root == "/data/lake"
     assert s.batch_max_records == 5000
-    opts = s.ingest_options("orders")
+    opts = s.ingest_options(["orders"])
     assert opts.bootstrap_servers == "k1:9092,k2:9092"
     assert opts.consumer_options == {"fetch.wait.max.ms": 50}
 
@@ -100,7 +100,7 @@ def test_ingest_without_a_broker_says_how_to_get_one():
     with pytest.raises(
         ConfigError, match=r"EVENTLAKE_KAFKA_BOOTSTRAP_SERVERS: not set.*eventlake broker"
     ):
-        load_settings().ingest_options("orders")
+        load_settings().ingest_options(["orders"])
 
 
 def test_exactly_once_options_cannot_be_overridden(monkeypatch):
@@ -110,4 +110,4 @@ def test_exactly_once_options_cannot_be_overridden(monkeypatch):
         ConfigError,
         match=r"KAFKA_CONSUMER_OPTIONS: consumer option 'enable\.auto\.commit' cannot",
     ):
-        load_settings().ingest_options("orders")
+        load_settings().ingest_options(["orders"])

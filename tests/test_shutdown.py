@@ -32,7 +32,9 @@ def test_sigterm_flushes_the_open_batch_and_a_restart_reads_nothing_again(
     version = bronze_version(lake_root, topic)
 
     again = Ingester(
-        IngestOptions(bootstrap_servers=broker.bootstrap_servers, topic=topic, lake=Lake(lake_root))
+        IngestOptions(
+            bootstrap_servers=broker.bootstrap_servers, topics=(topic,), lake=Lake(lake_root)
+        )
     ).run(until_caught_up=True)
     assert (again.records, again.commits) == (0, 0)
     assert bronze_version(lake_root, topic) == version
@@ -41,21 +43,21 @@ def test_sigterm_flushes_the_open_batch_and_a_restart_reads_nothing_again(
 def test_restart_resumes_after_the_last_committed_offset(broker, make_topic, lake_root):
     topic = make_topic(2)
     opts = IngestOptions(
-        bootstrap_servers=broker.bootstrap_servers, topic=topic, lake=Lake(lake_root)
+        bootstrap_servers=broker.bootstrap_servers, topics=(topic,), lake=Lake(lake_root)
     )
     first = produce_known(broker.bootstrap_servers, topic, 2, 300, seed=5)
-    assert Ingester(opts).run(until_caught_up=True).next_offsets == {0: 300, 1: 300}
+    assert Ingester(opts).run(until_caught_up=True).topics[topic].next_offsets == {0: 300, 1: 300}
     more = produce_known(broker.bootstrap_servers, topic, 2, 200, seed=6, start=300)
     second = Ingester(opts).run(until_caught_up=True)
     assert second.records == 400
-    assert second.next_offsets == {0: 500, 1: 500}
+    assert second.topics[topic].next_offsets == {0: 500, 1: 500}
     assert_exactly_once(bronze(lake_root, topic), {p: first[p] + more[p] for p in first})
 
 
 def test_empty_topic_finishes_at_once(broker, make_topic, lake_root, caplog):
     topic = make_topic(3)
     opts = IngestOptions(
-        bootstrap_servers=broker.bootstrap_servers, topic=topic, lake=Lake(lake_root)
+        bootstrap_servers=broker.bootstrap_servers, topics=(topic,), lake=Lake(lake_root)
     )
     summary = Ingester(opts).run(until_caught_up=True)
     assert (summary.records, summary.commits) == (0, 0)

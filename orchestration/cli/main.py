@@ -94,7 +94,18 @@ def registry(ctx: click.Context, host: str, port: int) -> None:
 
 
 @cli.command()
-@click.option("--topic", required=True, help="Kafka topic to ingest into bronze/<topic>.")
+@click.option(
+    "--topic",
+    "topics",
+    multiple=True,
+    help="Kafka topic to ingest into bronze/<topic>; repeat for several.",
+)
+@click.option(
+    "--topic-pattern",
+    default=None,
+    help="Also ingest every topic matching this regex (starting with ^), "
+    "including topics created later, e.g. '^orders\\.'.",
+)
 @click.option(
     "--until-caught-up",
     is_flag=True,
@@ -117,15 +128,18 @@ def registry(ctx: click.Context, host: str, port: int) -> None:
 @friendly_errors
 def ingest(
     ctx: click.Context,
-    topic: str,
+    topics: tuple[str, ...],
+    topic_pattern: str | None,
     until_caught_up: bool,
     group: str | None,
     decode: bool | None,
     metrics_port: int | None,
 ) -> None:
-    """Ingest a Kafka topic into bronze/<topic>, exactly once."""
+    """Ingest Kafka topics into bronze/<topic>, exactly once, in one process."""
+    if not topics and topic_pattern is None:
+        raise click.UsageError("name a --topic (repeatable) or a --topic-pattern to ingest")
     settings = settings_of(ctx, metrics_port=metrics_port, decode_avro=decode)
-    options = settings.ingest_options(topic, group_id=group)
+    options = settings.ingest_options(topics, topic_pattern=topic_pattern, group_id=group)
     metrics = IngestMetrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port, settings.metrics_host)
@@ -138,18 +152,24 @@ def ingest(
 
         from orchestration.defs.reports import bronze_reporter
 
-        on_commit = bronze_reporter(dg.DagsterInstance.get(), topic)
+        on_commit = bronze_reporter(dg.DagsterInstance.get())
     with stop_on_signals() as stop:
         summary = Ingester(options, metrics=metrics, on_commit=on_commit).run(
             until_caught_up=until_caught_up, stop=stop
         )
     busy_rate = summary.records / summary.busy_s if summary.busy_s else 0.0
     click.echo(
-        f"ingested {summary.records} records from {topic} in {summary.commits} commits; "
-        f"{summary.elapsed_s:.2f} s in all, {summary.busy_s:.3f} s from first record to last "
-        f"commit ({busy_rate:,.0f} records/s); Delta version {summary.last_version}; "
-        f"next offsets {summary.next_offsets}"
+        f"ingested {summary.records} records from {len(summary.topics)} topic(s) in "
+        f"{summary.commits} commits; {summary.elapsed_s:.2f} s in all, {summary.busy_s:.3f} s "
+        f"from first record to last commit ({busy_rate:,.0f} records/s)"
     )
+    for t in summary.topics.values():
+        click.echo(
+            f"  {t.topic}: {t.records} records, {t.commits} commits, Delta version "
+            f"{t.last_version}, next offsets {t.next_offsets}"
+        )
+    for topic, why in summary.skipped.items():
+        click.echo(f"  {topic}: skipped, {why}", err=True)
 
 
 @cli.command()

@@ -35,14 +35,15 @@ def report_bronze(
     )
 
 
-def bronze_reporter(instance: dg.DagsterInstance, topic: str) -> Callable[[Committed], None]:
-    """An ``Ingester(on_commit=...)`` callback reporting every commit to ``instance``."""
+def bronze_reporter(instance: dg.DagsterInstance) -> Callable[[Committed], None]:
+    """An ``Ingester(on_commit=...)`` callback reporting every commit, of whichever
+    topic, to ``instance``."""
 
     def on_commit(c: Committed) -> None:
         r = c.result
         if r.version is None:
             return
         offsets = " ".join(f"{p}:{a}-{b}" for p, (a, b) in sorted(r.ranges.items()))
-        report_bronze(instance, topic, r.version, r.rows, offsets, str(c.decoded or ""))
+        report_bronze(instance, c.topic, r.version, r.rows, offsets, str(c.decoded or ""))
 
     return on_commit

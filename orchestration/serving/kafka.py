@@ -119,7 +119,9 @@ class ScoringSink:
         done = time.monotonic()
         ranges = offset_ranges(rows, "partition", "offset") if rows.num_rows else {}
         result = AppendResult(version, rows.num_rows, ranges, 0)
-        return [Committed(result, None, nbytes, done - t0, done - started, done)]
+        return [
+            Committed(self.decoder.topic, result, None, nbytes, done - t0, done - started, done)
+        ]
 
     def _publish(self, model: str, scored: pl.DataFrame) -> None:
         topic = f"{model}-predictions"
@@ -147,8 +149,8 @@ class ScoringSink:
         return []
 
     @property
-    def busy(self) -> bool:
-        return False
+    def in_flight(self) -> int:
+        return 0
 
     def close(self) -> None:
         self.producer.flush(10)
@@ -208,7 +210,7 @@ def run_scoring(
     names = "+".join(sorted(s.name for s in specs))
     options = IngestOptions(
         bootstrap_servers=bootstrap_servers,
-        topic=topic,
+        topics=(topic,),
         lake=lake,
         group_id=group_id or f"eventlake-score-{names}-{target.label}",
         consumer_options=consumer_options or {},
