@@ -1,5 +1,6 @@
 """Kafka into the lake: the embedded broker, exactly-once ingest into bronze, decoding
-into silver and dead letters, the schema registry's REST API, replays.
+into silver and dead letters, data-quality expectations, the schema registry's REST
+API, replays.
 
 Imports only :mod:`lake` of eventlake.
 """
@@ -18,6 +19,7 @@ from ingest.errors import (
     TopicNotFound,
 )
 from ingest.event_producer import EventProducer
+from ingest.expectations import Expectation, Expectations
 from ingest.ingester import Ingester, IngestSummary, TopicSummary
 from ingest.kafka import (
     client_config,
@@ -45,6 +47,8 @@ __all__ = [
     "Decoder",
     "EmbeddedBroker",
     "EventProducer",
+    "Expectation",
+    "Expectations",
     "IngestError",
     "IngestMetrics",
     "IngestOptions",

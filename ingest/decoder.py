@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import fastavro
@@ -29,8 +29,9 @@ import pyarrow as pa
 
 from ingest.avro_arrow import SilverShape, converter, decode_body, silver_shape
 from ingest.avro_columnar import decode_columnar, guarded_schema
+from ingest.expectations import Expectations
 from ingest.schema_resolver import SchemaResolver
-from lake import DEAD_LETTER_SCHEMA, SILVER_LINEAGE, SchemaNotFound, parse_schema
+from lake import DEAD_LETTER_SCHEMA, SILVER_LINEAGE, QualityResult, SchemaNotFound, parse_schema
 from lake.names import KAFKA_OFFSET, KAFKA_PARTITION, UTC_MICROS, SubjectStrategy, subject
 
 __all__ = ["BRONZE_COLUMNS", "Decoded", "Decoder"]
@@ -43,10 +44,12 @@ BRONZE_COLUMNS += ["schema_id", "date"]
 
 @dataclass(frozen=True)
 class Decoded:
-    """Silver rows per subject (offset order) and dead-letter rows of one batch."""
+    """Silver rows per subject (offset order) and dead-letter rows of one batch, and
+    what each subject's expectations found."""
 
     silver: dict[str, pa.Table]
     dead: pa.Table
+    quality: list[QualityResult] = field(default_factory=list)
 
 
 @dataclass
@@ -62,6 +65,10 @@ class _Writer:
 
 class Decoder:
     """Decodes bronze rows of one topic; caches writer schemas and silver shapes.
+
+    With ``expectations``, decoded rows are judged per subject (see
+    :mod:`ingest.expectations`): rows failing an ``error`` expectation become dead
+    letters of kind ``expectation``.
 
     >>> import tempfile
     >>> from lake import Lake, SchemaStore, bronze_rows
@@ -82,8 +89,10 @@ class Decoder:
         *,
         subject_strategy: SubjectStrategy = "topic",
         reader_version: int | None = None,
+        expectations: Expectations | None = None,
     ) -> None:
         self.topic = topic
+        self.expectations = expectations
         self.resolver = resolver
         self.subject_strategy = subject_strategy
         self.reader_version = reader_version
@@ -188,7 +197,17 @@ class Decoder:
             if table.num_rows:
                 parts[w.subject].append((table, ok, int(sid), w.version))
         tables = {s: self._build(s, rows, p) for s, p in parts.items()}
-        return Decoded(tables, _dead_rows(rows, dead_idx, kinds, messages))
+        quality: list[QualityResult] = []
+        if self.expectations:
+            failed: list[tuple[int, int, str]] = []
+            for s in sorted(tables):
+                verdict = self.expectations.judge(self.topic, s, tables[s])
+                tables[s] = verdict.kept
+                failed += verdict.failed
+                quality += verdict.results
+            for i, msg in zip(_positions(rows, failed), (m for *_, m in failed), strict=True):
+                bury(i, "expectation", msg)
+        return Decoded(tables, _dead_rows(rows, dead_idx, kinds, messages), quality)
 
     def _build(
         self, subject: str, rows: pa.Table, parts: list[tuple[pa.Table, list[int], int, int]]
@@ -233,6 +252,17 @@ class Decoder:
         return pa.concat_tables(pieces).sort_by(
             [(KAFKA_PARTITION, "ascending"), (KAFKA_OFFSET, "ascending")]
         )
+
+
+def _positions(rows: pa.Table, at: list[tuple[int, int, str]]) -> list[int]:
+    """The row numbers in bronze ``rows`` of (partition, offset, _) coordinates."""
+    if not at:
+        return []
+    keys = rows.column("partition").to_numpy().astype(np.int64) << 40
+    keys |= rows.column("offset").to_numpy().astype(np.int64)
+    order = np.argsort(keys, kind="stable")
+    wanted = np.array([(p << 40) | o for p, o, _ in at], dtype=np.int64)
+    return order[np.searchsorted(keys, wanted, sorter=order)].tolist()
 
 
 def _to_arrow(

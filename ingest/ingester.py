@@ -22,21 +22,23 @@ offsets, what was not is read again on restart.
 One consumer serves any number of topics, listed or matched by a pattern
 (topics created later that match are assigned at the next metadata refresh);
 each topic is a :class:`~ingest.lane.Lane` with its own micro-batch and sink.
-Open batches of all topics together stay under the batch limits, and at most
-``_MAX_IN_FLIGHT`` commits are in flight, so memory stays bounded however many
-topics there are. A topic whose table cannot be written is reported and
-skipped; the others go on.
+Memory stays what one topic needs however many there are: the open batches of
+all topics together hold at most ``batch_max_bytes`` (the largest are committed
+first when they reach it), and commits in flight at most twice that. A topic
+whose table cannot be written is reported and skipped; the others go on.
 """
 
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -51,6 +53,7 @@ from confluent_kafka.admin import AdminClient
 from ingest.committer import Committed, Committer
 from ingest.decoder import Decoder
 from ingest.errors import IngestError, OffsetOutOfRange
+from ingest.expectations import Expectations
 from ingest.kafka import (
     consumer_config,
     ensure_topic,
@@ -65,15 +68,15 @@ from ingest.options import IngestOptions
 from ingest.schema_resolver import SchemaResolver
 from ingest.silver_writer import SilverWriter
 from ingest.sink import Sink
-from lake import BronzeTable, SchemaStore, ensure_writable, validate_name
+from lake import BronzeTable, SchemaStore, ensure_writable, silver_window, validate_name
 
 __all__ = ["IngestSummary", "Ingester", "TopicSummary"]
 
 log = logging.getLogger(__name__)
 
 _CONSUME_CHUNK = 10_000
-_ERROR = Message.error
-_MAX_IN_FLIGHT = 4  # commits in flight across every topic's sink
+_ERROR, _TOPIC = Message.error, Message.topic
+_IN_FLIGHT_BATCHES = 2  # bytes in flight across every topic: this many full batches
 _MAX_WAIT_S = 0.5  # the loop looks at the stop flag at least this often
 _NAMED = {OFFSET_BEGINNING: "beginning", OFFSET_END: "end"}
 
@@ -142,8 +145,8 @@ class Ingester:
         self._consumer: Consumer | None = None
         self._admin: AdminClient | None = None
         self._resolver: SchemaResolver | None = None
-        self._open_records = 0
         self._open_bytes = 0
+        self._in_flight_bytes = 0
         self._single = len(options.topics) == 1 and options.topic_pattern is None
 
     # -- the run -------------------------------------------------------------
@@ -265,7 +268,14 @@ class Ingester:
         if o.decode_avro:
             if self._resolver is None:
                 self._resolver = SchemaResolver(SchemaStore.open(o.lake), o.registry_url)
-            decoder = Decoder(topic, self._resolver, subject_strategy=o.subject_strategy)
+            decoder = Decoder(
+                topic,
+                self._resolver,
+                subject_strategy=o.subject_strategy,
+                expectations=Expectations(o.expectations, history=partial(silver_window, o.lake))
+                if o.expectations
+                else None,
+            )
             silver = SilverWriter(o.lake, decoder)
             silver.repair(table, range(n_partitions))
         return Committer(
@@ -287,7 +297,6 @@ class Ingester:
         lane = self._lanes.pop(topic, None)
         if lane is None:
             return
-        self._open_records -= lane.batch.records
         self._open_bytes -= lane.batch.bytes
         lane.batch.take()
         if self._consumer is not None and lane.owned:
@@ -339,7 +348,8 @@ class Ingester:
             # record is committed within twice the bound (what a 20 ms scorer needs).
             oldest = max((lane.batch.age() for lane in self._lanes.values()), default=0.0)
             wait = o.batch_max_latency_s - oldest
-            room = max(1, min(_CONSUME_CHUNK, o.batch_max_records - self._open_records))
+            fullest = max((lane.batch.records for lane in self._lanes.values()), default=0)
+            room = max(1, min(_CONSUME_CHUNK, o.batch_max_records - fullest))
             messages = consumer.consume(num_messages=room, timeout=min(max(wait, 0.0), _MAX_WAIT_S))
             if self._fatal is not None:
                 raise IngestError(f"fatal Kafka error: {self._fatal.str()}")
@@ -347,14 +357,17 @@ class Ingester:
                 if self._first_record_at is None:
                     self._first_record_at = time.monotonic()
                 self._add(self._usable(messages))
-            if self._open_records >= o.batch_max_records or self._open_bytes >= o.batch_max_bytes:
-                self._flush_all(wait=False)  # pipelined: the commits run while we consume
-            else:
-                for lane in list(self._lanes.values()):
-                    if lane.batch.records and lane.batch.age() >= o.batch_max_latency_s:
-                        self._flush(lane, wait=False)
-                    elif lane.sink.in_flight:
-                        self._settle(lane, lane.sink.poll)
+            # Pipelined: the commits run while we consume.
+            for lane in sorted(self._lanes.values(), key=lambda x: -x.batch.bytes):
+                batch = lane.batch
+                if batch.records and (
+                    batch.records >= o.batch_max_records
+                    or self._open_bytes >= o.batch_max_bytes  # the largest batches go first
+                    or batch.age() >= o.batch_max_latency_s
+                ):
+                    self._flush(lane, wait=False)
+                elif lane.sink.in_flight:
+                    self._settle(lane, lane.sink.poll)
             if targets is not None and self._joined and self._owned_caught_up(targets):
                 self._flush_all()
                 now = time.monotonic()
@@ -373,18 +386,17 @@ class Ingester:
             return
         if len(self._lanes) == 1 and not self._summary.skipped:
             groups = {next(iter(self._lanes)): messages}  # only its partitions are assigned
-        else:
+        else:  # consume() returns runs of one partition's records: group by run, in C
             groups = {}
-            for m in messages:
-                groups.setdefault(m.topic() or "", []).append(m)
+            for topic, run in itertools.groupby(messages, _TOPIC):
+                groups.setdefault(topic or "", []).extend(run)
         for topic, group in groups.items():
             lane = self._lanes.get(topic)
             if lane is None:
                 continue  # skipped: its partitions are paused, stray records dropped
-            before_records, before_bytes = lane.batch.records, lane.batch.bytes
+            before = lane.batch.bytes
             lane.batch.add(group)
-            self._open_records += lane.batch.records - before_records
-            self._open_bytes += lane.batch.bytes - before_bytes
+            self._open_bytes += lane.batch.bytes - before
             lane.position.update(
                 {p: n for p, n in lane.batch.next_offsets.items() if p in lane.owned}
             )
@@ -423,7 +435,10 @@ class Ingester:
         """Hand every open micro-batch to its sink; with ``wait``, also wait until
         everything handed over is committed."""
         for lane in list(self._lanes.values()):
-            self._flush(lane, wait=wait)
+            self._flush(lane, wait=False)  # every topic's commit starts before any wait
+        if wait:
+            for lane in list(self._lanes.values()):
+                self._settle(lane, lane.sink.drain)
 
     def _flush(self, lane: Lane, *, wait: bool = True) -> None:
         """Hand ``lane``'s open micro-batch to its sink (within the in-flight limit);
@@ -431,20 +446,26 @@ class Ingester:
         offsets follow each Delta commit."""
         batch = lane.batch
         if batch.records:
-            self._make_room()
+            self._make_room(batch.bytes)
             age, nbytes = batch.age(), batch.bytes
-            self._open_records -= batch.records
             self._open_bytes -= nbytes
             rows = batch.take()
             assert rows is not None
+            self._in_flight_bytes += nbytes
             self._settle(lane, lambda: lane.sink.submit(rows, nbytes, age))
         if lane.topic in self._lanes:
             self._settle(lane, lane.sink.drain if wait else lane.sink.poll)
 
-    def _make_room(self) -> None:
-        """Wait while ``_MAX_IN_FLIGHT`` commits are in flight across every topic."""
-        while sum(lane.sink.in_flight for lane in self._lanes.values()) >= _MAX_IN_FLIGHT:
-            busiest = max(self._lanes.values(), key=lambda lane: lane.sink.in_flight)
+    def _make_room(self, nbytes: int) -> None:
+        """Wait until ``nbytes`` more fit in the bytes in flight across every topic
+        (committing the oldest of the busiest topic first)."""
+        budget = _IN_FLIGHT_BATCHES * self.options.batch_max_bytes
+        while self._in_flight_bytes and self._in_flight_bytes + nbytes > budget:
+            busy = [lane for lane in self._lanes.values() if lane.sink.in_flight]
+            if not busy:
+                self._in_flight_bytes = 0  # the sinks of skipped topics are gone
+                return
+            busiest = max(busy, key=lambda lane: lane.sink.in_flight)
             self._settle(busiest, busiest.sink.drain)
 
     def _settle(self, lane: Lane, step: Callable[[], list[Committed]]) -> None:
@@ -462,6 +483,7 @@ class Ingester:
             self._committed(lane, c)
 
     def _committed(self, lane: Lane, c: Committed) -> None:
+        self._in_flight_bytes = max(0, self._in_flight_bytes - c.nbytes)
         s, result = lane.summary, c.result
         gc.collect(2 if s.commits % 100 == 99 else 1)
         if result.version is None:
@@ -513,6 +535,11 @@ class Ingester:
         m.delta_version.labels(topic=topic).set(result.version)
         m.commit_seconds.labels(topic=topic).observe(c.commit_s)
         m.batch_latency_seconds.labels(topic=topic).observe(c.latency_s)
+        for q in c.decoded.quality if c.decoded is not None else ():
+            m.quality_records.labels(subject=q.subject, expectation=q.expectation).inc(q.records)
+            m.quality_failed.labels(
+                subject=q.subject, expectation=q.expectation, severity=q.severity
+            ).inc(q.failed)
         consumer = self._consumer
         if consumer is None:
             return
@@ -637,7 +664,6 @@ class Ingester:
     def _drop(self, lane: Lane, partitions: list[TopicPartition]) -> int:
         before = lane.batch.bytes
         dropped = lane.batch.drop(tp.partition for tp in partitions if tp.topic == lane.topic)
-        self._open_records -= dropped
         self._open_bytes -= before - lane.batch.bytes
         return dropped
 

@@ -63,6 +63,19 @@ class IngestMetrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
 
+        self.quality_records = Counter(
+            "eventlake_quality_records",
+            "Records an expectation judged",
+            ["subject", "expectation"],
+            registry=r,
+        )
+        self.quality_failed = Counter(
+            "eventlake_quality_failed",
+            "Records that failed an expectation (severity error: sent to dead letters)",
+            ["subject", "expectation", "severity"],
+            registry=r,
+        )
+
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         """Serve ``/metrics`` on ``addr:port`` from a daemon thread."""
         start_http_server(port, addr=addr, registry=self.registry)

@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ingest.expectations import Expectation
 from ingest.kafka import consumer_config
 from lake import Lake, validate_name
 from lake.names import SubjectStrategy
@@ -27,6 +28,7 @@ class IngestOptions:
     ``batch_max_bytes`` bytes of values, or when its oldest record has waited
     ``batch_max_latency_s``, whichever comes first. Every ``maintain_every``
     commits the tables are compacted on a background thread (0: never).
+    ``expectations`` are judged on every decoded batch (:mod:`ingest.expectations`).
 
     >>> IngestOptions(bootstrap_servers="127.0.0.1:9092", topics=("orders",),
     ...               topic_pattern=r"^payments\\.", lake=Lake("./lake")).subscription
@@ -51,6 +53,7 @@ class IngestOptions:
     subject_strategy: SubjectStrategy = "topic"
     maintain_every: int = 1000  # bronze commits between compactions; 0 = never
     pattern_refresh_s: float = 10.0
+    expectations: tuple[Expectation, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.topics, str):

@@ -29,6 +29,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from ingest.decoder import Decoder
 from ingest.errors import ReplayError
+from ingest.expectations import Expectations
 from ingest.schema_resolver import SchemaResolver
 from lake import DeadLetters, Lake, SilverTable, decode_cursor
 from lake.names import (
@@ -90,6 +91,7 @@ def rebuild_silver(
     subject_strategy: SubjectStrategy = "topic",
     subjects: Collection[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    expectations: Expectations | None = None,
 ) -> RebuildSummary:
     """Rebuild ``topic``'s silver rows and dead letters for days ``start..end``
     (inclusive; None: unbounded) from bronze.
@@ -98,6 +100,8 @@ def rebuild_silver(
     subject's schema (Avro resolution) instead of their writer's. ``subjects``
     limits the silver tables replaced (default: every subject of the topic).
     ``progress`` is called with (records done, records in all) after each day.
+    ``expectations`` judge the records as ingest does (failing ones become dead
+    letters); the ``quality`` table records live ingest only.
 
     >>> import tempfile
     >>> from lake import SchemaStore
@@ -110,7 +114,11 @@ def rebuild_silver(
     t0 = time.monotonic()
     bronze = existing_bronze(lake, topic)
     decoder = Decoder(
-        topic, resolver, subject_strategy=subject_strategy, reader_version=reader_version
+        topic,
+        resolver,
+        subject_strategy=subject_strategy,
+        reader_version=reader_version,
+        expectations=expectations,
     )
     days = sorted(
         d

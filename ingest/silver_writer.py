@@ -10,6 +10,10 @@ A batch without dead letters needs no dead-letter commit, so the cursor is
 committed only with dead letters, at most :data:`CURSOR_EVERY_S` after the last
 one, and on :meth:`flush`: one commit fewer per batch, and a repair decodes
 again at most that many seconds of records.
+
+What the decoder's expectations found in each batch goes to the ``quality``
+table (:class:`lake.QualityLog`) right after the decode cursor, at the same
+cadence: a crash may lose those few seconds of results, never count them twice.
 """
 
 from __future__ import annotations
@@ -25,8 +29,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.decoder import BRONZE_COLUMNS, Decoder
-from lake import DEAD_LETTER_SCHEMA, BronzeTable, DeadLetters, Lake, SilverTable
-from lake.names import DEAD_LETTERS, KAFKA_OFFSET, KAFKA_PARTITION, silver
+from lake import (
+    DEAD_LETTER_SCHEMA,
+    BronzeTable,
+    DeadLetters,
+    Lake,
+    QualityLog,
+    QualityResult,
+    SilverTable,
+)
+from lake.names import DEAD_LETTERS, KAFKA_OFFSET, KAFKA_PARTITION, QUALITY, silver
 
 __all__ = ["CURSOR_EVERY_S", "DecodeSummary", "SilverWriter"]
 
@@ -36,20 +48,24 @@ CURSOR_EVERY_S = 5.0  # longest a decode cursor lags behind silver
 
 @dataclass
 class DecodeSummary:
-    """Rows written per silver subject, dead letters per error kind."""
+    """Rows written per silver subject, dead letters per error kind, and what the
+    expectations found."""
 
     silver: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     dead: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    quality: list[QualityResult] = field(default_factory=list)
 
     def add(self, other: DecodeSummary) -> None:
         for k, v in other.silver.items():
             self.silver[k] += v
         for k, v in other.dead.items():
             self.dead[k] += v
+        self.quality += other.quality
 
     def __str__(self) -> str:
         parts = [f"{silver(s)} +{n}" for s, n in sorted(self.silver.items())]
         parts += [f"dead letters +{n} {k}" for k, n in sorted(self.dead.items())]
+        parts += [f"{q.expectation} failed {q.failed}" for q in self.quality if q.failed]
         return ", ".join(parts) or "nothing to decode"
 
 
@@ -66,6 +82,8 @@ class SilverWriter:
         self._silver: dict[str, SilverTable] = {}
         self._pending: dict[int, int] = {}  # decode cursor not committed yet
         self._cursor_at = time.monotonic()
+        self._quality: list[QualityResult] = []  # committed with the cursor
+        self._quality_log: QualityLog | None = None
 
     @property
     def dead_letters(self) -> DeadLetters:
@@ -91,6 +109,8 @@ class SilverWriter:
             summary.silver[subject] += self.table(subject).append(self.topic, data).rows
         for k in decoded.dead.column("error_kind").to_pylist():
             summary.dead[k] += 1
+        summary.quality = decoded.quality
+        self._quality += decoded.quality
         if decoded.dead.num_rows or time.monotonic() - self._cursor_at >= CURSOR_EVERY_S:
             self._quarantine(decoded.dead)
         return summary
@@ -104,11 +124,18 @@ class SilverWriter:
         self.dead_letters.append(self.topic, dead, self._pending)
         self._pending = {}
         self._cursor_at = time.monotonic()
+        if self._quality:
+            if self._quality_log is None:
+                self._quality_log = QualityLog.open(self.lake)
+            self._quality_log.append(self._quality)
+            self._quality = []
 
     def table_names(self) -> list[str]:
-        """The tables written so far by this writer (silver, and dead letters if opened)."""
+        """The tables written so far by this writer (silver, dead letters and quality
+        if opened)."""
         names = [t.name for t in self._silver.values()]
-        return names + ([DEAD_LETTERS] if self._dead_letters is not None else [])
+        names += [DEAD_LETTERS] if self._dead_letters is not None else []
+        return names + ([QUALITY] if self._quality_log is not None else [])
 
     def table(self, subject: str) -> SilverTable:
         """The silver table of ``subject``."""

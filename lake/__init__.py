@@ -1,5 +1,5 @@
 """The Delta tables of the lake: names, the lake handle, bronze, silver, dead letters,
-the schema registry's storage, coverage, maintenance, erasure.
+data-quality results, the schema registry's storage, coverage, maintenance, erasure.
 
 Imports nothing else of eventlake. The vocabulary (table names, subjects,
 lineage columns) is :mod:`lake.names`.
@@ -35,6 +35,7 @@ from lake.errors import (
 from lake.maintenance import DEFAULT_RETENTION_HOURS, MaintenanceReport, maintain, maintain_lake
 from lake.names import validate_name
 from lake.offsets import committed_offsets, source_app_id, txn_app_id
+from lake.quality import QUALITY_SCHEMA, QualityLog, QualityResult, read_quality
 from lake.schema_store import RegisteredSchema, SchemaStore
 from lake.schemas import (
     COMPATIBILITY_LEVELS,
@@ -44,7 +45,7 @@ from lake.schemas import (
     compatibility_problems,
     parse_schema,
 )
-from lake.silver import SILVER_LINEAGE, SilverTable, silver_topics, subject_topics
+from lake.silver import SILVER_LINEAGE, SilverTable, silver_topics, silver_window, subject_topics
 from lake.storage import ensure_writable, is_local
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "DEAD_LETTER_SCHEMA",
     "DEFAULT_COMPATIBILITY",
     "DEFAULT_RETENTION_HOURS",
+    "QUALITY_SCHEMA",
     "SILVER_LINEAGE",
     "AppendResult",
     "BronzeTable",
@@ -73,6 +75,8 @@ __all__ = [
     "ParsedSchema",
     "PartitionCoverage",
     "PartitionOffsets",
+    "QualityLog",
+    "QualityResult",
     "Reference",
     "RegisteredSchema",
     "SchemaNotFound",
@@ -98,7 +102,9 @@ __all__ = [
     "maintain_lake",
     "offset_continuity",
     "parse_schema",
+    "read_quality",
     "silver_topics",
+    "silver_window",
     "source_app_id",
     "subject_topics",
     "txn_app_id",

@@ -37,6 +37,7 @@ __all__ = [
     "KAFKA_TOPIC",
     "LABEL_COORDINATES",
     "LAYERS",
+    "QUALITY",
     "REPORTS",
     "SCHEMA_ID",
     "SCHEMA_VERSION",
@@ -69,6 +70,7 @@ Layer = Literal[
 LAYERS: tuple[str, ...] = get_args(Layer)
 DEAD_LETTERS = "dead_letters"
 ERASURES = "erasures"
+QUALITY = "quality"
 REPORTS = "_reports"  # a folder of files (plots), not a table
 RegistryTable = Literal["schemas", "config"]
 ModelTable = Literal["versions", "aliases", "decisions", "drift", "trace", "launches", "access"]

@@ -10,6 +10,8 @@ fenced per source topic-partition (:func:`lake.offsets.silver_app_id`).
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
@@ -32,7 +34,7 @@ from lake.names import (
 )
 from lake.offsets import silver_app_id
 
-__all__ = ["SILVER_LINEAGE", "SilverTable", "silver_topics", "subject_topics"]
+__all__ = ["SILVER_LINEAGE", "SilverTable", "silver_topics", "silver_window", "subject_topics"]
 
 SILVER_LINEAGE = pa.schema(
     [
@@ -118,6 +120,22 @@ class SilverTable:
             .to_pyarrow_table()
             .sort_by([(c, "ascending") for c in COORDINATES])
         )
+
+
+def silver_window(
+    lake: Lake, subject: str, columns: list[str], start: dt.datetime, end: dt.datetime
+) -> pa.Table:
+    """``columns`` plus the record coordinates of ``silver/<subject>``'s rows whose Kafka
+    timestamp lies in ``[start, end]`` (empty if the table does not exist yet)."""
+    table = SilverTable(lake, subject)
+    wanted = list(dict.fromkeys([*columns, *COORDINATES, KAFKA_TIMESTAMP]))
+    if not table.exists():
+        return pa.table({c: pa.array([], pa.null()) for c in wanted})
+    ts = pc.field(KAFKA_TIMESTAMP)
+    flt = (ts >= pa.scalar(start, UTC_MICROS)) & (ts <= pa.scalar(end, UTC_MICROS))
+    dataset = lake.table(table.name).to_pyarrow_dataset()
+    present = [c for c in wanted if c in dataset.schema.names]
+    return dataset.to_table(columns=present, filter=flt)
 
 
 def silver_topics(lake: Lake, subject: str) -> list[str]:

@@ -14,10 +14,11 @@ import os
 import tomllib
 from collections.abc import Sequence
 from contextvars import ContextVar
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,8 +27,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from ingest import IngestOptions, consumer_config
-from lake import Lake
+from ingest import Expectation, Expectations, IngestOptions, consumer_config
+from lake import Lake, silver_window
 from lake.names import SubjectStrategy
 from orchestration.errors import ConfigError
 
@@ -121,6 +122,11 @@ class Settings(BaseSettings):
         "orchestration.demo.definitions",
         description="Comma-separated modules that register feature sets and models.",
     )
+    expectations: dict[str, list[dict[str, Any]]] = Field(
+        default_factory=dict,
+        description="Data-quality expectations per subject, judged on every decoded batch "
+        '(see ingest.expectations); in TOML, [[expectations."orders-value"]] tables.',
+    )
     partitions_start: str = Field(
         "2026-01-01", description="First day of the daily partitions in Dagster (YYYY-MM-DD)."
     )
@@ -146,6 +152,33 @@ class Settings(BaseSettings):
         if path:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
         return tuple(sources)
+
+    @field_validator("expectations")
+    @classmethod
+    def _expectations_parse(
+        cls, value: dict[str, list[dict[str, Any]]]
+    ) -> dict[str, list[dict[str, Any]]]:
+        Expectations.parse(value)  # a ValueError names the subject, expectation and field
+        return value
+
+    def expectations_of(self, lake: Lake) -> Expectations | None:
+        """The declared expectations, their windowed uniqueness seeded from ``lake``'s
+        silver; None when none are declared."""
+        declared = Expectations(self.declared_expectations(), history=partial(silver_window, lake))
+        return declared or None
+
+    def declared_expectations(self) -> tuple[Expectation, ...]:
+        """The ``expectations`` setting, parsed.
+
+        >>> Settings(expectations={"orders-value": [{"name": "km", "check": "between",
+        ...     "column": "km", "min": 0}]}).declared_expectations()[0].describe()
+        'km between 0 and +inf'
+        """
+        return tuple(
+            Expectation.parse(subject, spec)
+            for subject, specs in self.expectations.items()
+            for spec in specs
+        )
 
     @model_validator(mode="after")
     def _kafka_security_is_complete(self) -> Settings:
@@ -240,6 +273,7 @@ class Settings(BaseSettings):
             decode_avro=self.decode_avro,
             registry_url=self.registry_url,
             subject_strategy=self.subject_strategy,
+            expectations=self.declared_expectations(),
         )
 
 

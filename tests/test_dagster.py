@@ -69,13 +69,15 @@ def fed(tmp_path_factory):
                 app.send(event)
             app.flush()
             del app  # its producer goes before the broker does
-        for topic in (ORDERS_TOPIC, DELIVERED_TOPIC):
-            Ingester(
-                IngestOptions(
-                    bootstrap_servers=bs, topics=(topic,), lake=Lake(lake), decode_avro=True
-                ),
-                on_commit=bronze_reporter(instance),
-            ).run(until_caught_up=True)
+        Ingester(  # one ingest process for every topic, reporting each commit
+            IngestOptions(
+                bootstrap_servers=bs,
+                topics=(ORDERS_TOPIC, DELIVERED_TOPIC),
+                lake=Lake(lake),
+                decode_avro=True,
+            ),
+            on_commit=bronze_reporter(instance),
+        ).run(until_caught_up=True)
     settings = Settings(lake_root=lake, partitions_start=DAY1, holdout_days=0.25)
     yield lake, instance, settings, tmp
 
@@ -121,6 +123,8 @@ def test_definitions_load_and_describe_every_asset(fed):
     checks = sorted(k.name for k in graph.asset_check_keys)
     assert checks == [
         "champion_not_worse_than_challenger",
+        "expectations",
+        "expectations",
         "incremental_equals_batch",
         "offset_continuity",
         "offset_continuity",

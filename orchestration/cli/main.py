@@ -288,8 +288,15 @@ def dead_letters_reprocess(ctx: click.Context, topic: str) -> None:
     settings = settings_of(ctx)
     lake = settings.lake()
     resolver = SchemaResolver(SchemaStore.open(lake), settings.registry_url)
+    expectations = settings.expectations_of(lake)
     writer = SilverWriter(
-        lake, Decoder(topic, resolver, subject_strategy=settings.subject_strategy)
+        lake,
+        Decoder(
+            topic,
+            resolver,
+            subject_strategy=settings.subject_strategy,
+            expectations=expectations,
+        ),
     )
     summary = writer.reprocess()
     moved = sum(summary.silver.values())

@@ -96,6 +96,7 @@ def replay_silver(
                 subject_strategy=settings.subject_strategy,
                 subjects=None if subject is None else {subject},
                 progress=progress,
+                expectations=settings.expectations_of(lake),
             )
         click.echo(f"rebuilt {t}: {summary}")
         for s, n in sorted(summary.silver_rows.items()):

@@ -3,17 +3,19 @@
 - ``offset_continuity`` (bronze): :func:`lake.offset_continuity`.
 - ``silver_plus_dead_letters_equal_bronze`` (bronze): :func:`lake.decode_coverage`.
 - ``schema_compatibility`` (silver): :meth:`lake.SchemaStore.history_problems`.
+- ``expectations`` (silver): the subject's rows of :func:`lake.read_quality`.
 - ``incremental_equals_batch`` (features): :func:`features.differences`.
 - ``champion_not_worse_than_challenger``: :func:`training.gain` of each promotion.
 """
 
+import datetime as dt
 from typing import Any
 
 import dagster as dg
 import polars as pl
 
 from features import FeatureSet, differences, late_days
-from lake import SchemaNotFound, SchemaStore, decode_coverage, offset_continuity
+from lake import SchemaNotFound, SchemaStore, decode_coverage, offset_continuity, read_quality
 from lake.names import DATE
 from lake.names import features as features_table
 from orchestration.defs.resources import LakeResource
@@ -152,11 +154,61 @@ def _features_check(topo: Topology, fs: FeatureSet) -> dg.AssetChecksDefinition:
     return check
 
 
+QUALITY_WINDOW = dt.timedelta(hours=24)
+
+
+def _quality_check(topo: Topology, subject: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=topo.silver(subject),
+        name="expectations",
+        description="The subject's data-quality expectations over the last 24 hours of ingest: "
+        "records judged and failed per expectation (error failures are in dead letters).",
+    )
+    def check(lake: LakeResource) -> dg.AssetCheckResult:
+        declared = lake.expectations()
+        names = [e.name for e in declared.of(subject)] if declared else []
+        since = dt.datetime.now(dt.UTC) - QUALITY_WINDOW
+        rows = pl.DataFrame(read_quality(lake.handle(), subject=subject, since=since))
+        per = (
+            rows.group_by("expectation", "check", "severity")
+            .agg(pl.col("records").sum(), pl.col("failed").sum(), pl.col("example").last())
+            .sort("expectation")
+        )
+        judged = 0  # every expectation judges the same records: count one
+        if rows.height:
+            judged = int(
+                rows.filter(pl.col("expectation") == rows["expectation"][0])["records"].sum()
+            )
+        errors = per.filter((pl.col("severity") == "error") & (pl.col("failed") > 0)).height
+        warns = per.filter((pl.col("severity") == "warn") & (pl.col("failed") > 0)).height
+        table = "\n".join(
+            f"| {r['expectation']} | {r['check']} | {r['severity']} | {r['records']} | "
+            f"{r['failed']} | {r['example'] or ''} |"
+            for r in per.iter_rows(named=True)
+        )
+        return dg.AssetCheckResult(
+            passed=errors == 0 and warns == 0,
+            severity=dg.AssetCheckSeverity.ERROR if errors else dg.AssetCheckSeverity.WARN,
+            metadata={
+                "declared": ", ".join(names) or "none",
+                "records_judged": judged,
+                "failed_records": int(rows["failed"].sum()) if rows.height else 0,
+                "by_expectation": dg.MetadataValue.md(
+                    "| expectation | check | severity | judged | failed | example |\n"
+                    "| --- | --- | --- | --- | --- | --- |\n" + table
+                ),
+            },
+        )
+
+    return check
+
+
 def build_checks(topo: Topology) -> list[dg.AssetChecksDefinition]:
     """Every check of the pipeline for ``topo``."""
     out = [_offsets_check(topo, t) for t in topo.topics]
     out += [_coverage_check(topo, t) for t in topo.topics]
     out += [_schema_check(topo, s) for s in topo.subjects]
+    out += [_quality_check(topo, s) for s in topo.subjects]
     out += [_features_check(topo, fs) for fs in topo.feature_sets]
     out += [_champion_check(topo, s) for s in topo.specs]
     return out

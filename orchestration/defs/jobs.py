@@ -102,6 +102,7 @@ def replay_silver_op(
             subject_strategy=lake.strategy,
             subjects={config.subject},
             progress=lambda done, total: context.log.info(f"{done}/{total} records"),
+            expectations=lake.expectations(),
         )
         context.log.info(f"{topic}: {summary}")
 

@@ -72,6 +72,7 @@ def silver_asset(
                 end=end,
                 subject_strategy=lake.strategy,
                 subjects={subject},
+                expectations=lake.expectations(),
             )
             context.log.info(f"{subject} from {topic}, {start}..{end}: {summary}")
             decoded += summary.records
@@ -107,7 +108,9 @@ def dead_letters_asset(topo: Topology) -> dg.AssetsDefinition:
     def dead_letters(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         handle, resolver, moved = lake.handle(), lake.resolver(), 0
         for topic in topo.topics:  # one resolver: the schema store is opened once
-            decoder = Decoder(topic, resolver, subject_strategy=lake.strategy)
+            decoder = Decoder(
+                topic, resolver, subject_strategy=lake.strategy, expectations=lake.expectations()
+            )
             moved += sum(SilverWriter(handle, decoder).reprocess().silver.values())
         table = DeadLetters.open(handle).read()
         kinds = (

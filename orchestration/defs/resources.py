@@ -1,11 +1,12 @@
 """The Dagster resource every eventlake asset, check, sensor and job uses: the lake."""
 
 import json
+from functools import partial
 
 import dagster as dg
 
-from ingest import SchemaResolver
-from lake import Lake, SchemaStore
+from ingest import Expectations, SchemaResolver
+from lake import Lake, SchemaStore, silver_window
 from lake.names import SubjectStrategy
 from orchestration.settings import Settings, load_settings
 from orchestration.spec_loader import load_model
@@ -26,6 +27,7 @@ class LakeResource(dg.ConfigurableResource):
     holdout_days: float = 1.0
     retrain_window_days: float = 7.0
     promotion_margin: float = 0.0
+    expectations_json: str = "{}"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "LakeResource":
@@ -40,6 +42,7 @@ class LakeResource(dg.ConfigurableResource):
             holdout_days=settings.holdout_days,
             retrain_window_days=settings.retrain_window_days,
             promotion_margin=settings.promotion_margin,
+            expectations_json=json.dumps(settings.expectations),
         )
 
     def kafka_client(self) -> dict[str, str | int | float | bool]:
@@ -60,6 +63,12 @@ class LakeResource(dg.ConfigurableResource):
     def resolver(self) -> SchemaResolver:
         """Writer schemas by id: the lake's schema registry (or the external one)."""
         return SchemaResolver(SchemaStore.open(self.handle()), self.registry_url)
+
+    def expectations(self) -> Expectations | None:
+        """The data-quality expectations declared in the settings (None: none)."""
+        lake = self.handle()
+        declared = json.loads(self.expectations_json)
+        return Expectations.parse(declared, history=partial(silver_window, lake)) or None
 
     def spec(self, name: str) -> ModelSpec:
         """The registered model spec ``name``."""

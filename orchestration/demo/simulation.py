@@ -21,7 +21,7 @@ import datetime as dt
 import heapq
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Producer
@@ -50,8 +50,8 @@ class Event:
     at: dt.datetime
     topic: str
     version: int  # the schema version it is written with (1 or 2)
-    value: dict[str, Any]
-    key: bytes
+    value: dict[str, Any] = field(compare=False)  # ties in time are broken by key
+    key: bytes = b""
 
 
 class FoodDeliveryWorld:
