@@ -16,7 +16,6 @@ Delta commit for b), the ratio b/a, the wall-clock of the whole ingest command
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import re
@@ -24,17 +23,15 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import fastavro
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ingest_cli import start_ingest  # noqa: E402
+from ingest_cli import AVRO_SCHEMA, avro_values, start_ingest  # noqa: E402
 
 from ingest import EmbeddedBroker, Record, consumer_config, produce  # noqa: E402
 from lake import Lake, SchemaStore  # noqa: E402
@@ -64,43 +61,6 @@ def bare_loop(bootstrap: str, topic: str, n: int, options: dict) -> tuple[float,
     elapsed = time.monotonic() - (first or time.monotonic())
     c.close()
     return seen / elapsed, elapsed
-
-
-AVRO_SCHEMA = json.dumps(
-    {
-        "type": "record",
-        "name": "OrderPlaced",
-        "namespace": "bench",
-        "fields": [
-            {"name": "order_id", "type": "long"},
-            {"name": "user_id", "type": "long"},
-            {"name": "distance_km", "type": "double"},
-            {"name": "city", "type": "string"},
-            {"name": "coupon", "type": ["null", "string"], "default": None},
-        ],
-    }
-)
-
-
-def avro_values(n: int) -> Iterator[Record]:
-    """Confluent-framed Avro records of schema id 1 (about 40 bytes each)."""
-    parsed = fastavro.parse_schema(json.loads(AVRO_SCHEMA))
-    buf = io.BytesIO()
-    for i in range(n):
-        buf.seek(0)
-        buf.truncate()
-        fastavro.schemaless_writer(
-            buf,
-            parsed,
-            {
-                "order_id": i,
-                "user_id": i % 10_000,
-                "distance_km": (i % 1000) / 100,
-                "city": ("Lyon", "Oslo", "Quito")[i % 3],
-                "coupon": None if i % 4 else "SPRING",
-            },
-        )
-        yield Record(f"user-{i % 10_000}".encode(), b"\x00\x00\x00\x00\x01" + buf.getvalue())
 
 
 def ingest_process(

@@ -1,14 +1,23 @@
-"""Starting the real `eventlake ingest` command from a benchmark."""
+"""Starting the real `eventlake ingest` command from a benchmark, and the Avro records
+the ingest benchmarks send."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import fastavro
+
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the ingest package, not benchmarks/ingest.py
+
+from ingest import Record  # noqa: E402
 
 
 def start_ingest(
@@ -56,3 +65,40 @@ def print_table(what: str, a: str, b: str, summary: list[tuple[int, float, float
     print("| --- | --- | --- | --- | --- |")
     for n, ra, rb, rss in summary:
         print(f"| {n:,} | {ra:,.0f} | {rb:,.0f} | {rb / ra:.2f} | {rss / 2**20:,.0f} MiB |")
+
+
+AVRO_SCHEMA = json.dumps(
+    {
+        "type": "record",
+        "name": "OrderPlaced",
+        "namespace": "bench",
+        "fields": [
+            {"name": "order_id", "type": "long"},
+            {"name": "user_id", "type": "long"},
+            {"name": "distance_km", "type": "double"},
+            {"name": "city", "type": "string"},
+            {"name": "coupon", "type": ["null", "string"], "default": None},
+        ],
+    }
+)
+
+
+def avro_values(n: int) -> Iterator[Record]:
+    """Confluent-framed Avro records of schema id 1 (about 40 bytes each)."""
+    parsed = fastavro.parse_schema(json.loads(AVRO_SCHEMA))
+    buf = io.BytesIO()
+    for i in range(n):
+        buf.seek(0)
+        buf.truncate()
+        fastavro.schemaless_writer(
+            buf,
+            parsed,
+            {
+                "order_id": i,
+                "user_id": i % 10_000,
+                "distance_km": (i % 1000) / 100,
+                "city": ("Lyon", "Oslo", "Quito")[i % 3],
+                "coupon": None if i % 4 else "SPRING",
+            },
+        )
+        yield Record(f"user-{i % 10_000}".encode(), b"\x00\x00\x00\x00\x01" + buf.getvalue())

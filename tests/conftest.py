@@ -117,14 +117,19 @@ def bronze_version(lake_root: str, topic: str) -> int:
 
 
 def ingest_until_caught_up(
-    broker: EmbeddedBroker, topic: str, lake_root: str, *, decode: bool = True, **options: object
+    broker: EmbeddedBroker,
+    topic: str,
+    lake: str | Lake,
+    *,
+    decode: bool = True,
+    **options: object,
 ) -> None:
     """Ingest ``topic`` in this process until caught up (decoding Avro into silver)."""
     Ingester(
         IngestOptions(
             bootstrap_servers=broker.bootstrap_servers,
             topics=(topic,),
-            lake=Lake(lake_root),
+            lake=lake if isinstance(lake, Lake) else Lake(lake),
             decode_avro=decode,
             **options,  # type: ignore[arg-type]
         )

@@ -190,3 +190,68 @@ def test_sigkill_at_random_moments_on_s3_keeps_exactly_once(s3, broker, make_top
     assert_exactly_once(
         rows.sort_by([("partition", "ascending"), ("offset", "ascending")]), expected
     )
+
+
+def test_two_ingesters_and_two_scorers_on_s3_with_a_kill_and_compaction(s3, broker, processes):
+    """Two ingesters and two scorers, each pair in its group, on the S3 lake; one of
+    each SIGKILLed once it owns a partition and restarted, bronze compacted while they
+    run: every order once in bronze, silver and predictions."""
+    import signal
+
+    import polars as pl
+
+    from tests.conftest import ingest_env
+    from tests.orders_data import trained_lake
+
+    lake = _lake(s3)
+    topic = f"orders-{uuid.uuid4().hex[:8]}"
+    _, spec, _ = trained_lake(broker, lake, topic)  # 400 orders, champion v1
+    total = 1_600
+    with SchemaRegistryServer(SchemaStore.open(lake)) as server:
+        produce(broker.bootstrap_servers, topic, orders(server.url, topic, range(400, total)))
+    env = ingest_env(
+        broker, lake.root, storage_options=json.dumps(s3[1]), decode_avro="true",
+        batch_max_records=80, definitions="tests.definitions_orders",
+    ) | {"ORDERS_TOPIC_FOR_TESTS": topic}  # fmt: skip
+    args = {"ingest": ["ingest", "--topic", topic],
+            "score": ["score", "--model", spec.name, "--from-beginning"]}  # fmt: skip
+    procs = {f"{k}{i}": processes.start(a, env, f"{k}{i}") for k, a in args.items() for i in "01"}
+    logs = {name: name for name in procs}
+    bronze, predictions = f"bronze.{topic}", f"predictions.{spec.name}"
+
+    def count(name: str, coordinates: list[str]) -> int:
+        if not lake.exists(name):
+            return 0
+        return lake.scan(name).select(pl.struct(coordinates).n_unique()).collect().item()
+
+    def wait_for(what: str, done) -> None:
+        deadline = time.monotonic() + 120
+        while not done():
+            dead = {n: p.returncode for n, p in procs.items() if p.poll() is not None}
+            assert not dead and time.monotonic() < deadline, (what, dead)
+            time.sleep(0.1)
+
+    def assigned(name: str) -> bool:
+        return "assigned partitions" in processes.log(logs[name])
+
+    wait_for("every process owns a partition", lambda: all(map(assigned, procs)))
+    for kind in args:  # one ingester and one scorer killed with work left, restarted
+        procs[f"{kind}0"].send_signal(signal.SIGKILL)
+        procs[f"{kind}0"].wait(10)
+        logs[f"{kind}0"] = f"{kind}0-again"
+        procs[f"{kind}0"] = processes.start(args[kind], env, logs[f"{kind}0"])
+    assert count(bronze, ["partition", "offset"]) < total
+    maintain(lake, bronze)  # compaction beside the live ingesters
+    wait_for("every order, and the restarted processes at work",
+             lambda: count(bronze, ["partition", "offset"]) == total
+             and count(predictions, ["input_partition", "input_offset"]) == total
+             and all(map(assigned, procs)))  # fmt: skip
+    for p in procs.values():
+        p.send_signal(signal.SIGTERM)
+    for name, p in procs.items():
+        assert p.wait(30) == 0, processes.log(logs[name])
+    assert lake.scan(bronze).collect().height == total
+    silver = lake.scan(f"silver.{topic}-value").collect()
+    assert silver.height == total and silver["order_id"].n_unique() == total
+    assert lake.scan(predictions).collect().height == total  # none scored twice
+    assert all(c.ok for c in decode_coverage(lake, topic))
