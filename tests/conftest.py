@@ -51,6 +51,25 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.shutdown()
 
 
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """A PostgreSQL server of the pgserver wheel, on a Unix socket in a temp folder."""
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def postgres(postgres_server) -> str:
+    """The URL of a new, empty database on the session's PostgreSQL server."""
+    name = f"db_{uuid.uuid4().hex[:10]}"
+    postgres_server.psql(f"CREATE DATABASE {name};")
+    # psycopg2, the driver dagster-postgres installs (SQLAlchemy 2.1 defaults to psycopg 3)
+    return postgres_server.get_uri(name).replace("postgresql://", "postgresql+psycopg2://", 1)
+
+
 @pytest.fixture
 def lake_root(tmp_path: Path) -> str:
     return str(tmp_path / "lake")

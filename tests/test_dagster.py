@@ -274,22 +274,34 @@ def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
     return out["data"]
 
 
-def test_dg_dev_serves_the_graph_and_runs_a_partition_backfill(fed):
+def test_dg_dev_serves_the_graph_and_runs_a_partition_backfill(fed, postgres, monkeypatch):
+    """`dg dev` (webserver and the real dagster-daemon) on deploy/dagster/dagster.yaml,
+    its instance on PostgreSQL: a backfill launched from the API succeeds, and the
+    daemon's sensor loop launches the retrain on drift by itself."""
     lake, _, settings, tmp = fed
     home = tmp / "dg-home"
     home.mkdir(exist_ok=True)
-    (home / "dagster.yaml").write_text("")
+    (home / "dagster.yaml").write_text((ROOT / "deploy/dagster/dagster.yaml").read_text())
+    monkeypatch.setenv("DAGSTER_PG_URL", postgres)
     # A sensor ticked outside the daemon (as the demo does): dg dev sees its cursor.
     resources = {"lake": LakeResource.from_settings(settings)}
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        sensor_tick(build_definitions(settings), "drift_eta", instance, resources)
-        cursor = sensor_cursor(instance, "drift_eta")
+    instance = dg.DagsterInstance.from_config(str(home))
+    sensor_tick(build_definitions(settings), "drift_eta", instance, resources)
+    cursor = sensor_cursor(instance, "drift_eta")
     assert cursor is not None
+    # Then the online learner detects a new drift: the daemon, not the test, acts on it.
+    models = ModelRegistry(Lake(lake))
+    drifted = max(int(cursor), models.next_version("eta")) + 50
+    models.record_drift([{"name": "eta", "version": drifted, "detector": "ADWIN",
+                          "event_time": dt.datetime(2026, 11, 2, 4, tzinfo=dt.UTC),
+                          "statistic": 9.0, "rows_seen": 600}])  # fmt: skip
+    batches = models.versions("eta").filter(pl.col("kind") == "batch").height
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTLAKE_")}
     env |= {
         "EVENTLAKE_LAKE_ROOT": lake,
         "EVENTLAKE_PARTITIONS_START": DAY1,
+        "EVENTLAKE_HOLDOUT_DAYS": "0.25",
         "DAGSTER_HOME": str(home),
     }
     log = open(tmp / "dg-dev.log", "wb")  # noqa: SIM115 - closed below
@@ -335,7 +347,8 @@ def test_dg_dev_serves_the_graph_and_runs_a_partition_backfill(fed):
                 }
             },
         )["sensorOrError"]["sensorState"]
-        assert sensor["typeSpecificData"]["lastCursor"] == cursor
+        assert sensor["status"] == "RUNNING"
+        assert sensor["typeSpecificData"]["lastCursor"] in (cursor, str(drifted))
 
         launched = _graphql(
             port,
@@ -363,7 +376,23 @@ def test_dg_dev_serves_the_graph_and_runs_a_partition_backfill(fed):
         assert status in ("COMPLETED", "COMPLETED_SUCCESS"), (tmp / "dg-dev.log").read_text()[
             -3000:
         ]
+        runs: list = []
+        while not runs or runs[0].status not in (dg.DagsterRunStatus.SUCCESS,
+                                                 dg.DagsterRunStatus.FAILURE):  # fmt: skip
+            assert time.monotonic() < deadline + 240, f"no finished retrain run: {runs}"
+            time.sleep(1)
+            runs = instance.get_runs(dg.RunsFilter(tags={"dagster/sensor_name": "drift_eta"}))
+        [run] = runs
+        assert (run.job_name, run.tags["dagster/run_key"]) == (
+            "retrain_eta",
+            f"drift-eta-v{drifted}",
+        )
+        assert run.status == dg.DagsterRunStatus.SUCCESS, (tmp / "dg-dev.log").read_text()[-3000:]
+        assert models.versions("eta").filter(pl.col("kind") == "batch").height == batches + 1
+        assert sensor_cursor(instance, "drift_eta") == str(drifted)  # kept in PostgreSQL
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
     finally:
+        instance.dispose()
         os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(30)
