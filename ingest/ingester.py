@@ -68,7 +68,14 @@ from ingest.options import IngestOptions
 from ingest.schema_resolver import SchemaResolver
 from ingest.silver_writer import SilverWriter
 from ingest.sink import Sink
-from lake import BronzeTable, SchemaStore, ensure_writable, silver_window, validate_name
+from lake import (
+    BronzeTable,
+    SchemaStore,
+    ensure_safe_commits,
+    ensure_writable,
+    silver_window,
+    validate_name,
+)
 
 __all__ = ["IngestSummary", "Ingester", "TopicSummary"]
 
@@ -161,6 +168,7 @@ class Ingester:
         o = self.options
         started = time.monotonic()
         ensure_writable(o.lake.root)
+        ensure_safe_commits(o.lake.root, o.lake.storage_options)
         admin = wait_for_broker(
             o.bootstrap_servers, wait_s=o.broker_wait_s, client_options=o.client_options
         )

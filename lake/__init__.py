@@ -30,6 +30,7 @@ from lake.errors import (
     SchemaRegistryError,
     SourceChanged,
     SubjectNotFound,
+    UnsafeCommits,
     VersionNotFound,
 )
 from lake.maintenance import DEFAULT_RETENTION_HOURS, MaintenanceReport, maintain, maintain_lake
@@ -46,7 +47,7 @@ from lake.schemas import (
     parse_schema,
 )
 from lake.silver import SILVER_LINEAGE, SilverTable, silver_topics, silver_window, subject_topics
-from lake.storage import ensure_writable, is_local
+from lake.storage import ensure_safe_commits, ensure_writable, is_local
 
 __all__ = [
     "BRONZE_SCHEMA",
@@ -87,6 +88,7 @@ __all__ = [
     "SubjectNotFound",
     "TableInfo",
     "TableNotInLake",
+    "UnsafeCommits",
     "VersionNotFound",
     "bronze_rows",
     "committed_offsets",
@@ -94,6 +96,7 @@ __all__ = [
     "decode_coverage",
     "decode_cursor",
     "delete_records",
+    "ensure_safe_commits",
     "ensure_writable",
     "erase",
     "erased_records",

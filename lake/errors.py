@@ -2,6 +2,7 @@
 
 LakeError
 ├── LakeNotWritable      the lake root cannot be written
+├── UnsafeCommits        the object store lets one writer overwrite another's commit
 ├── InvalidTableName     a topic or subject name that cannot become a table path
 ├── OffsetConflict       a commit lost a race for the same Kafka offsets
 ├── SourceChanged        the topic was recreated since the table was ingested
@@ -23,6 +24,7 @@ __all__ = [
     "SchemaNotFound",
     "SchemaRegistryError",
     "SourceChanged",
+    "UnsafeCommits",
 ]
 
 
@@ -39,6 +41,21 @@ class LakeNotWritable(LakeError):
         super().__init__(
             f"the lake root {root!r} is not writable ({reason}); "
             "point EVENTLAKE_LAKE_ROOT at a folder you can write, or fix its permissions"
+        )
+
+
+class UnsafeCommits(LakeError):
+    """Raised when a Delta commit on the lake's object store can overwrite another
+    writer's (the store ignores conditional puts and no locking provider is set)."""
+
+    def __init__(self, root: str, detail: str) -> None:
+        self.root = root
+        super().__init__(
+            f"the object store of {root!r} let a second writer overwrite a Delta commit "
+            f"({detail}): two ingesters or an ingester and compaction would lose data. Use "
+            "a store with conditional writes (AWS S3, MinIO, GCS, Azure), or set "
+            "AWS_S3_LOCKING_PROVIDER=dynamodb and DELTA_DYNAMO_TABLE_NAME in the storage "
+            "options"
         )
 
 

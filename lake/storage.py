@@ -7,11 +7,13 @@ import uuid
 from collections.abc import Mapping
 from urllib.parse import urlparse
 
+import pyarrow as pa
 import pyarrow.fs as pafs
+from deltalake import DeltaTable, write_deltalake
 
-from lake.errors import LakeNotWritable
+from lake.errors import LakeNotWritable, UnsafeCommits
 
-__all__ = ["ensure_writable", "filesystem", "is_local", "safe_options"]
+__all__ = ["ensure_safe_commits", "ensure_writable", "filesystem", "is_local", "safe_options"]
 
 
 def is_local(uri: str) -> bool:
@@ -44,6 +46,38 @@ def ensure_writable(root: str) -> None:
         os.remove(probe)
     except OSError as e:
         raise LakeNotWritable(root, e.strerror or str(e)) from e
+
+
+def ensure_safe_commits(root: str, storage_options: Mapping[str, str] | None) -> None:
+    """Prove, on an object store, that a writer with a stale view of a table cannot
+    overwrite another's commit: two handles of a probe table append in turn, and both
+    appends must be there (the second one retried as the next version). Local roots
+    commit by atomic rename and are not probed. The probe is deleted after.
+
+    Raises :class:`UnsafeCommits` saying what to configure.
+
+    >>> ensure_safe_commits("./lake", None)  # local: nothing to prove
+    """
+    if is_local(root):
+        return
+    options = dict(storage_options or {}) or None
+    probe = f"{root.rstrip('/')}/_eventlake_probe/{uuid.uuid4().hex}"
+    one = pa.table({"writer": pa.array([0], pa.int8())})
+    try:
+        write_deltalake(probe, one, storage_options=options)
+        first, second = (DeltaTable(probe, storage_options=options) for _ in range(2))
+        write_deltalake(first, one, mode="append")
+        write_deltalake(second, one, mode="append")  # its view is the version before
+        final = DeltaTable(probe, storage_options=options)
+        version, rows = final.version(), final.to_pyarrow_table().num_rows
+    finally:
+        try:
+            fs, path = filesystem(probe, options)
+            fs.delete_dir(path)
+        except Exception:  # a leftover probe is harmless
+            pass
+    if (version, rows) != (2, 3):
+        raise UnsafeCommits(root, f"after two appends at once: version {version}, {rows} of 3 rows")
 
 
 def _option(options: Mapping[str, str], *names: str) -> str | None:

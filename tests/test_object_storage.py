@@ -19,7 +19,7 @@ import pytest
 from ingest import Ingester, IngestOptions, Record, produce
 from ingest.broker import free_port
 from ingest.schema_registry_api import SchemaRegistryServer
-from lake import Lake, SchemaStore, decode_coverage, erase, maintain
+from lake import Lake, SchemaStore, decode_coverage, ensure_safe_commits, erase, maintain
 from tests.conftest import CLI
 from tests.orders_data import orders
 
@@ -71,6 +71,12 @@ def test_safe_commits_are_configured_by_eventlake(s3):
     assert lake.storage_options["aws_conditional_put"] == "etag"
     mine = Lake(lake.root, storage_options={**s3[1], "AWS_S3_LOCKING_PROVIDER": "dynamodb"})
     assert "aws_conditional_put" not in mine.storage_options  # a locking provider is set
+    # What ingest proves at start: a stale writer's append becomes the next version.
+    ensure_safe_commits(lake.root, lake.storage_options)
+    bucket = lake.root.split("/")[2]
+    left = s3[0].list_objects_v2(Bucket=bucket).get("Contents", [])
+    probes = [o["Key"] for o in left if "_eventlake_probe/" in o["Key"]]
+    assert probes in ([], ["lake/_eventlake_probe/"])  # the probe table is gone (a folder may stay)
 
 
 def test_ingest_catalog_sql_maintenance_and_erasure_on_s3(s3, broker, make_topic):
@@ -92,11 +98,41 @@ def test_ingest_catalog_sql_maintenance_and_erasure_on_s3(s3, broker, make_topic
     report = maintain(lake, f"bronze.{topic}", retention_hours=0)
     assert lake.info(f"bronze.{topic}").files < info.files and report.files_before == info.files
 
+    # Dagster's assets and checks read the same lake through the resource's storage options:
+    # the topology is discovered on S3, silver is rebuilt there, every check passes.
+    _dagster_on(lake, topic)
+
     erased = erase(lake, where="user_id = 3")
     assert erased.records == 20
     assert lake.sql(f'SELECT count(*) FROM "silver.{topic}-value" WHERE user_id = 3').item() == 0
     assert lake.scan(f"bronze.{topic}").collect().height == 120
     assert lake.scan("erasures").collect().height == 1
+
+
+def _dagster_on(lake: Lake, topic: str) -> None:
+    import dagster as dg
+
+    from lake.names import value_subject
+    from orchestration.defs import build_assets, build_checks
+    from orchestration.defs.resources import LakeResource
+    from orchestration.defs.topology import Topology
+    from orchestration.settings import Settings
+
+    settings = Settings(lake_root=lake.root, storage_options=lake.storage_options)
+    topo = Topology.discover([], lake, "topic")
+    assert topic in topo.topics  # found by listing the bucket
+    day = lake.scan(f"silver.{topic}-value").select("_date").collect().item(0, 0).isoformat()
+    result = dg.materialize(
+        build_assets(topo, dg.DailyPartitionsDefinition(start_date=day, timezone="UTC"))
+        + build_checks(topo),
+        selection=[Topology.silver(value_subject(topic))],
+        partition_key=day,
+        resources={"lake": LakeResource.from_settings(settings)},
+    )
+    assert result.success
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"schema_compatibility": True, "expectations": True}
+    assert lake.sql(f'SELECT count(*) AS n FROM "silver.{topic}-value"').item() == 140
 
 
 def test_concurrent_writers_lose_nothing_on_s3(s3):
@@ -194,8 +230,8 @@ def test_sigkill_at_random_moments_on_s3_keeps_exactly_once(s3, broker, make_top
 
 def test_two_ingesters_and_two_scorers_on_s3_with_a_kill_and_compaction(s3, broker, processes):
     """Two ingesters and two scorers, each pair in its group, on the S3 lake; one of
-    each SIGKILLed once it owns a partition and restarted, bronze compacted while they
-    run: every order once in bronze, silver and predictions."""
+    each SIGKILLed once it owns a partition and restarted, more orders sent, bronze
+    compacted while they run: every order once in bronze, silver and predictions."""
     import signal
 
     import polars as pl
@@ -207,8 +243,8 @@ def test_two_ingesters_and_two_scorers_on_s3_with_a_kill_and_compaction(s3, brok
     topic = f"orders-{uuid.uuid4().hex[:8]}"
     _, spec, _ = trained_lake(broker, lake, topic)  # 400 orders, champion v1
     total = 1_600
-    with SchemaRegistryServer(SchemaStore.open(lake)) as server:
-        produce(broker.bootstrap_servers, topic, orders(server.url, topic, range(400, total)))
+    registry = SchemaRegistryServer(SchemaStore.open(lake)).__enter__()
+    produce(broker.bootstrap_servers, topic, orders(registry.url, topic, range(400, 1_000)))
     env = ingest_env(
         broker, lake.root, storage_options=json.dumps(s3[1]), decode_avro="true",
         batch_max_records=80, definitions="tests.definitions_orders",
@@ -240,7 +276,9 @@ def test_two_ingesters_and_two_scorers_on_s3_with_a_kill_and_compaction(s3, brok
         procs[f"{kind}0"].wait(10)
         logs[f"{kind}0"] = f"{kind}0-again"
         procs[f"{kind}0"] = processes.start(args[kind], env, logs[f"{kind}0"])
-    assert count(bronze, ["partition", "offset"]) < total
+    # The rest arrives after the kills, however fast the first half went.
+    produce(broker.bootstrap_servers, topic, orders(registry.url, topic, range(1_000, total)))
+    registry.__exit__(None, None, None)
     maintain(lake, bronze)  # compaction beside the live ingesters
     wait_for("every order, and the restarted processes at work",
              lambda: count(bronze, ["partition", "offset"]) == total
