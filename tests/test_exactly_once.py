@@ -46,9 +46,9 @@ def test_sigkill_at_random_moments_then_restart(broker, make_topic, lake_root, p
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         kills += 1
-        if kills >= 6:
+        if kills >= 4:
             break
-    assert kills >= 5, f"only {kills} kills landed (seed {seed})"
+    assert kills >= 3, f"only {kills} kills landed (seed {seed})"
     final = processes.start(args, env, "final")
     assert final.wait(120) == 0, processes.log("final")
     for t in topics:
