@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import tempfile
 import time
@@ -30,13 +29,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ingest_cli import AVRO_SCHEMA, avro_values, start_ingest  # noqa: E402
+from ingest_cli import AVRO_SCHEMA, DONE, avro_values, start_ingest  # noqa: E402
 
 from ingest import EmbeddedBroker, produce  # noqa: E402
 from lake import Lake, SchemaStore  # noqa: E402
 from lake.names import value_subject  # noqa: E402
-
-_DONE = re.compile(r"ingested (\d+) records .* ([\d.]+) s from first record to last commit")
 
 
 def run_group(bs: str, topic: str, lake: str, processes: int, decode: bool) -> dict[str, float]:
@@ -53,7 +50,7 @@ def run_group(bs: str, topic: str, lake: str, processes: int, decode: bool) -> d
         _, status, usage = os.wait4(p.pid, 0)
         if os.waitstatus_to_exitcode(status) != 0:
             raise SystemExit(f"ingest failed: {out}")
-        m = _DONE.search(out)
+        m = DONE.search(out)
         if not m:
             raise SystemExit(f"unexpected ingest output: {out}")
         records += int(m.group(1))

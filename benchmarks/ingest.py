@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ingest_cli import AVRO_SCHEMA, avro_values, start_ingest  # noqa: E402
+from ingest_cli import AVRO_SCHEMA, DONE, avro_values, start_ingest  # noqa: E402
 
 from ingest import EmbeddedBroker, Record, consumer_config, produce  # noqa: E402
 from lake import Lake, SchemaStore  # noqa: E402
@@ -82,7 +81,7 @@ def ingest_process(
     wall = time.monotonic() - t0
     if proc.returncode != 0:
         raise SystemExit(f"ingest failed ({proc.returncode}): {out}")
-    m = re.search(r"ingested (\d+) records .* ([\d.]+) s from first record to last commit", out)
+    m = DONE.search(out)
     if not m or int(m.group(1)) != n:
         raise SystemExit(f"unexpected ingest output: {out}")
     busy = float(m.group(2))

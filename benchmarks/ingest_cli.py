@@ -19,6 +19,10 @@ sys.path.insert(0, str(ROOT))  # the ingest package, not benchmarks/ingest.py
 
 from ingest import Record  # noqa: E402
 
+DONE = re.compile(r"ingested (\d+) records .* ([\d.]+) s from first record to last commit")
+"""What `eventlake ingest` prints at the end: records, and seconds from first record to last
+commit."""
+
 
 def start_ingest(
     topic: str | None, *flags: str, bootstrap: str, lake: str, **settings: str
@@ -53,7 +57,7 @@ def caught_up_rate(
     _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"ingest failed: {out}")
-    m = re.search(r"ingested (\d+) records .* ([\d.]+) s from first record to last commit", out)
+    m = DONE.search(out)
     if not m:
         raise SystemExit(f"unexpected ingest output: {out}")
     return int(m.group(1)) / float(m.group(2)), usage.ru_maxrss * 1024  # KiB on Linux
