@@ -85,6 +85,20 @@ class Committer:
         """The last offset bronze holds per partition (None: nothing yet)."""
         return self._table.committed(partitions)
 
+    def take_over(self, partitions: list[int]) -> dict[int, int | None]:
+        """Decode into silver what bronze holds of ``partitions`` past the decode
+        cursor (their last owner may have died between its bronze and silver
+        commits); then the last offset bronze holds per partition.
+
+        Runs on the silver thread, so it follows this process's own silver commits,
+        and before the partitions are read: silver's offset fence only moves forward,
+        so what the last owner left must land before anything newer does.
+        """
+        committed = self.committed(partitions)  # also brings bronze's snapshot up to date
+        if self._silver is not None:
+            self._silver_pool.submit(self._silver.repair, self._table, partitions).result()
+        return committed
+
     def submit(self, rows: pa.Table, nbytes: int, age_s: float) -> list[Committed]:
         """Start committing ``rows``; return the commits that finished meanwhile
         (waiting for the oldest if two are in flight; re-raising its error)."""

@@ -221,6 +221,8 @@ class Ingester:
                     "%s: the lake already holds every record up to the high watermarks",
                     self._names(),
                 )
+                for t, lane in self._lanes.items():  # a crashed run's silver still counts
+                    lane.sink.take_over(list(range(partitions[t])))
                 return self._finish(started)
             consumer.subscribe(
                 o.subscription,
@@ -284,8 +286,7 @@ class Ingester:
                 if o.expectations
                 else None,
             )
-            silver = SilverWriter(o.lake, decoder)
-            silver.repair(table, range(n_partitions))
+            silver = SilverWriter(o.lake, decoder)  # repaired per partition on assignment
         return Committer(
             table,
             {
@@ -630,7 +631,7 @@ class Ingester:
         self._rebalanced = True
 
     def _position_lane(self, lane: Lane, partitions: list[TopicPartition]) -> None:
-        committed = lane.sink.committed([tp.partition for tp in partitions])
+        committed = lane.sink.take_over([tp.partition for tp in partitions])
         resumed = [p for p, c in committed.items() if c is not None]
         if resumed:
             marks = self._watermarks(lane.topic, resumed)

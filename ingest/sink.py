@@ -1,7 +1,7 @@
 """Where the consume loop's micro-batches go: a :class:`Sink`.
 
 The loop (:class:`ingest.Ingester`) positions each assigned partition after the
-last offset its sink holds (:meth:`Sink.committed`, from the lake, never from
+last offset its sink holds (:meth:`Sink.take_over`, from the lake, never from
 Kafka's group offsets), hands it every full micro-batch, and reports what the
 sink committed. Bronze with silver (:class:`ingest.committer.Committer`) is one
 sink; the scoring engine's Kafka front door is another.
@@ -29,6 +29,12 @@ class Sink(Protocol):
 
     def committed(self, partitions: list[int]) -> dict[int, int | None]:
         """The last offset the sink holds per partition (None: nothing yet)."""
+        ...
+
+    def take_over(self, partitions: list[int]) -> dict[int, int | None]:
+        """Called when this process is assigned ``partitions``, before any is read:
+        finish what their last owner left half-done (a crash between commits), then
+        return :meth:`committed` for them."""
         ...
 
     def submit(self, rows: pa.Table, nbytes: int, age_s: float) -> list[Committed]:

@@ -86,6 +86,11 @@ class ScoringSink:
                 out[p] = b if i == 0 else (None if a is None or b is None else min(a, b))
         return out
 
+    def take_over(self, partitions: list[int]) -> dict[int, int | None]:
+        """:meth:`committed`: each batch is scored and written in one step, so a
+        crash leaves nothing half-done."""
+        return self.committed(partitions)
+
     def submit(self, rows: pa.Table, nbytes: int, age_s: float) -> list[Committed]:
         """Decode, score with every model, write and publish; synchronously."""
         started = time.monotonic() - age_s
