@@ -9,6 +9,7 @@ for the source's schema upgrades, drift detections and promotions.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from typing import Any
@@ -24,7 +25,7 @@ from lake import Lake, TableNotInLake
 from lake.names import SCHEMA_VERSION, layer_of, reports_dir
 from training import ModelRegistry, labeled_predictions
 
-__all__ = ["metric_plot"]
+__all__ = ["inline_image", "metric_plot", "plot_path"]
 
 
 def _chunk_error(trace: pl.DataFrame) -> pl.DataFrame:
@@ -35,6 +36,27 @@ def _chunk_error(trace: pl.DataFrame) -> pl.DataFrame:
         .fill_null(pl.col("value"))
         .alias("error")
     ).filter(pl.col("rows").diff().fill_null(1) > 0)
+
+
+def plot_path(lake: Lake, name: str) -> str:
+    """Where :func:`metric_plot` draws model ``name``'s plot.
+
+    >>> plot_path(Lake("/data/lake"), "eta")
+    '/data/lake/_reports/eta_error.png'
+    """
+    return os.path.join(reports_dir(lake.root), f"{name}_error.png")
+
+
+def inline_image(path: str, alt: str) -> str:
+    """Markdown showing the PNG at ``path`` inline (a data URI, which Dagster's UI renders).
+
+    >>> inline_image("/nonexistent.png", "plot")
+    ''
+    """
+    if not os.path.exists(path):
+        return ""
+    with open(path, "rb") as f:
+        return f"![{alt}](data:image/png;base64,{base64.b64encode(f.read()).decode()})"
 
 
 def metric_plot(lake: Lake, name: str) -> str:
@@ -98,9 +120,8 @@ def metric_plot(lake: Lake, name: str) -> str:
     ax.legend(loc="upper left", fontsize=8)
     fig.autofmt_xdate()
     fig.tight_layout()
-    folder = reports_dir(lake.root)
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{name}_error.png")
+    path = plot_path(lake, name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
     return path

@@ -127,8 +127,10 @@ class Settings(BaseSettings):
         description="Data-quality expectations per subject, judged on every decoded batch "
         '(see ingest.expectations); in TOML, [[expectations."orders-value"]] tables.',
     )
-    partitions_start: str = Field(
-        "2026-01-01", description="First day of the daily partitions in Dagster (YYYY-MM-DD)."
+    partitions_start: str | None = Field(
+        None,
+        description="First day of the daily partitions in Dagster (YYYY-MM-DD); "
+        "by default the first day the lake's bronze holds.",
     )
     holdout_days: float = Field(1.0, gt=0, description="Newest days held out for evaluation.")
     retrain_window_days: float = Field(

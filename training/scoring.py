@@ -450,9 +450,17 @@ def labeled_predictions(lake: Lake, model: str, feature_set: str) -> pl.LazyFram
     )
 
 
-def live_metrics(lake: Lake, spec: ModelSpec) -> pl.DataFrame:
+def live_metrics(
+    lake: Lake,
+    spec: ModelSpec,
+    days: tuple[dt.date, dt.date] | None = None,
+    *,
+    by_version: bool = True,
+) -> pl.DataFrame:
     """The spec's metric and mean per-row error (:meth:`ModelSpec.error`) per model
-    version and role over predictions whose label has arrived.
+    version and role over predictions whose label has arrived (of events on ``days``,
+    first and last inclusive, if given; per role only, ``model_version`` null, without
+    ``by_version``).
 
     Columns: ``model_version``, ``role``, ``labeled`` (predictions with a label), the
     metric, ``mean_error``.
@@ -460,6 +468,10 @@ def live_metrics(lake: Lake, spec: ModelSpec) -> pl.DataFrame:
     labeled = labeled_predictions(lake, spec.name, spec.feature_set.name)
     if labeled is None:
         return pl.DataFrame()
+    if days is not None:
+        labeled = labeled.filter(pl.col("event_time").dt.date().is_between(*days))
+    if not by_version:
+        labeled = labeled.with_columns(pl.lit(None, pl.Int64).alias("model_version"))
     joined = labeled.sort("event_time").collect()
     out = []
     name = type(spec.make_metric()).__name__

@@ -235,7 +235,6 @@ def ui(root: str, port: int, host: str) -> None:
     env = dict(os.environ)
     env["EVENTLAKE_LAKE_ROOT"] = os.path.abspath(os.path.join(root, "lake"))
     env["DAGSTER_HOME"] = os.path.abspath(os.path.join(root, "dagster"))
-    env.setdefault("EVENTLAKE_PARTITIONS_START", "2026-11-01")
     os.makedirs(env["DAGSTER_HOME"], exist_ok=True)
     dg_bin = shutil.which("dg", path=os.path.dirname(sys.executable)) or "dg"
     project = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

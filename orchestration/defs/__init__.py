@@ -11,11 +11,13 @@ dead letters), :mod:`~orchestration.defs.feature_assets`,
 
 from __future__ import annotations
 
+import datetime as dt
 import warnings
 from typing import Any
 
 import dagster as dg
 
+from lake import Lake
 from orchestration.defs.automation import build_automation
 from orchestration.defs.checks import build_checks
 from orchestration.defs.feature_assets import features_asset
@@ -39,14 +41,17 @@ __all__ = ["LakeResource", "Topology", "build_assets", "build_checks", "build_de
 warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
 
 
-def build_assets(topo: Topology, partitions: dg.PartitionsDefinition) -> list[Any]:
-    """Every asset of the pipeline for ``topo``."""
+def build_assets(
+    topo: Topology, partitions: dg.PartitionsDefinition, lake: Lake | None = None
+) -> list[Any]:
+    """Every asset of the pipeline for ``topo`` (with ``lake``, the models' plots as they
+    are now inline in their descriptions)."""
     out: list[Any] = [bronze_asset(t) for t in topo.topics]
     out += [silver_asset(topo, s, partitions) for s in topo.subjects]
     out.append(dead_letters_asset(topo))
     out += [features_asset(topo, fs, partitions) for fs in topo.feature_sets]
     for spec in topo.specs:
-        out += model_assets(topo, spec)
+        out += model_assets(topo, spec, partitions, lake)
     return out
 
 
@@ -63,10 +68,13 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     """
     specs = load_definitions(settings.definitions)
     topo = Topology.discover(specs, settings.lake(), settings.subject_strategy)
-    partitions = dg.DailyPartitionsDefinition(start_date=settings.partitions_start, timezone="UTC")
+    # Days from the first the lake holds (or the one set) through today, which live
+    # ingest is writing: the partitions are the lake's days, none missing for nothing.
+    start = settings.partitions_start or str(topo.first_day or dt.datetime.now(dt.UTC).date())
+    partitions = dg.DailyPartitionsDefinition(start_date=start, timezone="UTC", end_offset=1)
     jobs, schedules, sensors = build_automation(topo)
     return dg.Definitions(
-        assets=build_assets(topo, partitions),
+        assets=build_assets(topo, partitions, settings.lake()),
         asset_checks=build_checks(topo),
         jobs=[replay_job, republish_job, erase_job, maintenance_job, release_job, *jobs],
         schedules=schedules,

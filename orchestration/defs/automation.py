@@ -1,8 +1,11 @@
-"""Schedules and sensors: retraining on a schedule and on drift, nightly maintenance.
+"""Jobs, schedules and sensors: retraining on a schedule and on drift, nightly
+maintenance, and the named jobs of the data-driven assets.
 
-New bronze data drives silver, features and the online model through
-declarative automation (``AutomationCondition.eager()`` on those assets), so
-only what is not data-driven lives here.
+New bronze data drives silver, features, dead letters and the online model through
+declarative automation (``AutomationCondition.eager()`` on those assets, evaluated
+by the automation sensor, on by default), so only what is not data-driven is
+scheduled here. The same steps also have named jobs, so a run launched by hand or
+by the demo says what it does instead of ``__ephemeral_asset_job__``.
 """
 
 from typing import Any
@@ -15,7 +18,38 @@ from orchestration.defs.resources import LakeResource
 from orchestration.defs.topology import Topology
 from training import ModelRegistry
 
-__all__ = ["build_automation", "drift_sensor_name", "retrain_job_name", "retrain_schedule_name"]
+__all__ = [
+    "DAILY_TABLES_JOB",
+    "DEAD_LETTERS_JOB",
+    "build_automation",
+    "drift_sensor_name",
+    "learn_job_name",
+    "live_metrics_job_name",
+    "retrain_job_name",
+    "retrain_schedule_name",
+]
+
+DAILY_TABLES_JOB = "silver_and_features"  # days of event time: silver, then features
+DEAD_LETTERS_JOB = "reprocess_dead_letters"
+AUTOMATION_SENSOR = "eager_automation"
+
+
+def live_metrics_job_name(model: str) -> str:
+    """The job that measures what ``model`` served, for days of event time.
+
+    >>> live_metrics_job_name("eta")
+    'live_metrics_eta'
+    """
+    return f"live_metrics_{model}"
+
+
+def learn_job_name(model: str) -> str:
+    """The job that updates the features incrementally and learns ``model`` online.
+
+    >>> learn_job_name("eta")
+    'learn_eta'
+    """
+    return f"learn_{model}"
 
 
 def retrain_job_name(model: str) -> str:
@@ -34,15 +68,52 @@ def drift_sensor_name(model: str) -> str:
 
 
 def build_automation(topo: Topology) -> tuple[list[Any], list[Any], list[Any]]:
-    """(retrain jobs, schedules, sensors) for ``topo``."""
-    jobs: list[Any] = []
+    """(jobs, schedules, sensors) for ``topo``."""
+    jobs: list[Any] = [
+        dg.define_asset_job(
+            name=DAILY_TABLES_JOB,
+            selection=dg.AssetSelection.assets(
+                *(topo.silver(s) for s in topo.subjects),
+                *(topo.features(fs) for fs in topo.feature_sets),
+            ),
+            description="Silver and features of days of event time, rebuilt from bronze.",
+        ),
+        dg.define_asset_job(
+            name=DEAD_LETTERS_JOB,
+            selection=dg.AssetSelection.assets(Topology.DEAD_LETTERS),
+            description="Decode the dead letters again; those that now decode move to silver.",
+        ),
+    ]
     schedules: list[Any] = [
         dg.ScheduleDefinition(
             name="nightly_maintenance", job=maintenance_job, cron_schedule="30 2 * * *"
         )
     ]
-    sensors: list[Any] = []
+    sensors: list[Any] = [
+        dg.AutomationConditionSensorDefinition(
+            name=AUTOMATION_SENSOR,
+            target=dg.AssetSelection.all(),
+            default_status=dg.DefaultSensorStatus.RUNNING,
+            minimum_interval_seconds=30,
+            description="Materializes silver, features, dead letters and the online models "
+            "when what they read has changed (their eager automation conditions).",
+        )
+    ]
     for spec in topo.specs:
+        jobs.append(
+            dg.define_asset_job(
+                name=learn_job_name(spec.name),
+                selection=dg.AssetSelection.assets(topo.model(spec, "online")),
+                description=f"Update the features incrementally and learn {spec.name} online.",
+            )
+        )
+        jobs.append(
+            dg.define_asset_job(
+                name=live_metrics_job_name(spec.name),
+                selection=dg.AssetSelection.assets(topo.model(spec, "live_metrics")),
+                description=f"Measure what {spec.name} served on days of event time.",
+            )
+        )
         retrain_job = dg.define_asset_job(
             name=retrain_job_name(spec.name),
             selection=dg.AssetSelection.assets(

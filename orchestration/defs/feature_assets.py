@@ -5,7 +5,7 @@ import dagster as dg
 from features import FeatureSet, Label, compute_features
 from lake.names import features
 from orchestration.defs.lake_assets import EAGER
-from orchestration.defs.metadata import days, table_metadata
+from orchestration.defs.metadata import days, days_metadata
 from orchestration.defs.resources import LakeResource
 from orchestration.defs.topology import Topology, subject_of
 
@@ -37,7 +37,7 @@ def features_asset(
         start, end = days(context)
         handle = lake.handle()
         n = compute_features(handle, fs, start, end)
-        meta = table_metadata(handle, features(fs.name))
-        return dg.MaterializeResult(metadata={**meta, "days": f"{start}..{end}", "rows_written": n})
+        meta = days_metadata(handle, features(fs.name), start, end)
+        return dg.MaterializeResult(metadata={**meta, "rows_written": n})
 
     return feature_set

@@ -15,7 +15,7 @@ import polars as pl
 from ingest import Decoder, SilverWriter, rebuild_silver
 from lake import DeadLetters
 from lake.names import silver
-from orchestration.defs.metadata import days, table_metadata
+from orchestration.defs.metadata import days, days_metadata
 from orchestration.defs.resources import LakeResource
 from orchestration.defs.topology import Topology
 
@@ -80,8 +80,7 @@ def silver_asset(
             rewritten |= set(summary.rewritten)
         return dg.MaterializeResult(
             metadata={
-                **table_metadata(handle, silver(subject)),
-                "days": f"{start}..{end}",
+                **days_metadata(handle, silver(subject), start, end),
                 "topics": ", ".join(topics) or "none yet",
                 "records_decoded": decoded,
                 "quarantined": dead,
@@ -98,6 +97,7 @@ def dead_letters_asset(topo: Topology) -> dg.AssetsDefinition:
     @dg.asset(
         key=Topology.DEAD_LETTERS,
         deps=[topo.silver(s) for s in topo.subjects],
+        automation_condition=EAGER,
         group_name="silver",
         kinds={"delta"},
         description=(

@@ -8,24 +8,35 @@ live metrics.
   ``models/<m>/live_metrics``.
 """
 
-import base64
 from typing import Any
 
 import dagster as dg
 
 from features import update_features
+from lake import Lake
 from orchestration.defs.lake_assets import EAGER
+from orchestration.defs.metadata import days
 from orchestration.defs.resources import LakeResource
 from orchestration.defs.topology import Topology
-from orchestration.plots import metric_plot
+from orchestration.plots import inline_image, metric_plot, plot_path
 from training import ModelRegistry, ModelSpec, evaluate, learn_online, live_metrics, retrain
 
 __all__ = ["model_assets"]
 
 
-def model_assets(topo: Topology, spec: ModelSpec) -> list[Any]:
-    """The assets of model ``spec``: online, batch, champion, predictions, live metrics."""
+def model_assets(
+    topo: Topology,
+    spec: ModelSpec,
+    partitions: dg.PartitionsDefinition,
+    lake: Lake | None = None,
+) -> list[Any]:
+    """The assets of model ``spec``: online, batch, champion, predictions, live metrics.
+
+    With ``lake``, the online model's description shows its plot as drawn when these
+    definitions were loaded, so the asset page shows it without a click.
+    """
     metric = type(spec.make_metric()).__name__
+    plot = inline_image(plot_path(lake, spec.name), f"{metric} over event time") if lake else ""
 
     @dg.asset(
         key=topo.model(spec, "online"),
@@ -36,6 +47,12 @@ def model_assets(topo: Topology, spec: ModelSpec) -> list[Any]:
         description=(
             f"`{spec.name}` learning online (partial_fit in event order, predict before "
             "learn) from the labeled rows since its last version."
+            + (
+                f"\n\n{metric} over event time, as of when these definitions loaded (the newest "
+                f"is the `metric_over_event_time` metadata):\n\n{plot}"
+                if plot
+                else ""
+            )
         ),
     )
     def online(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
@@ -51,16 +68,16 @@ def model_assets(topo: Topology, spec: ModelSpec) -> list[Any]:
         }
         if mv is not None:
             png = metric_plot(handle, spec.name)
-            with open(png, "rb") as f:
-                inline = base64.b64encode(f.read()).decode()
             meta |= {
                 "version": mv.version,
-                metric: float(mv.metrics.get(metric, float("nan"))),
+                # Text, not a number: Dagster would plot it over the wall-clock time of
+                # materializations; live_metrics plots it over days of event time.
+                metric: dg.MetadataValue.text(f"{mv.metrics.get(metric, float('nan')):.4f}"),
                 "event_time_to": str(mv.event_time_to),
                 "plot_file": dg.MetadataValue.path(png),
                 # The UI renders markdown images, data URIs included: the plot inline.
                 "metric_over_event_time": dg.MetadataValue.md(
-                    f"![{metric} over event time](data:image/png;base64,{inline})"
+                    inline_image(png, f"{metric} over event time")
                 ),
             }
         return dg.MaterializeResult(metadata=meta)
@@ -85,8 +102,10 @@ def model_assets(topo: Topology, spec: ModelSpec) -> list[Any]:
             metadata={
                 "version": mv.version,
                 "rows": mv.rows,
-                metric: float(mv.metrics[metric]),
-                f"holdout_{metric}": float(mv.metrics[f"holdout_{metric}"]),
+                metric: dg.MetadataValue.text(f"{mv.metrics[metric]:.4f}"),
+                f"holdout_{metric}": dg.MetadataValue.text(
+                    f"{mv.metrics[f'holdout_{metric}']:.4f}"
+                ),
                 "window": f"{mv.event_time_from} .. {mv.event_time_to}",
             }
         )
@@ -145,24 +164,32 @@ def model_assets(topo: Topology, spec: ModelSpec) -> list[Any]:
     @dg.asset(
         key=topo.model(spec, "live_metrics"),
         deps=[topo.predictions(spec), topo.features(spec.feature_set)],
+        partitions_def=partitions,
         group_name="serving",
         kinds={"polars"},
-        description=f"`{spec.name}` {metric} per model version on predictions whose label arrived.",
+        description=(
+            f"`{spec.name}` {metric} of what was served, per day of event time (the days a "
+            "prediction's event happened), on predictions whose label arrived; by version "
+            "and role in the table. Its plots run over those days."
+        ),
     )
     def live(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-        df = live_metrics(lake.handle(), spec)
+        start, end = days(context)
+        handle = lake.handle()
+        df = live_metrics(handle, spec, (start, end))
         if df.is_empty():
-            return dg.MaterializeResult(metadata={"labeled_predictions": 0})
-        return dg.MaterializeResult(
-            metadata={
-                "labeled_predictions": int(df["labeled"].sum()),
-                "by_version": dg.MetadataValue.md(
-                    f"| version | labeled | {metric} | mean error |\n| --- | --- | --- | --- |\n"
-                    + "\n".join(
-                        f"| v{v} | {n} | {m:.4f} | {e:.4f} |" for v, n, m, e in df.iter_rows()
-                    )
-                ),
-            }
+            return dg.MaterializeResult(metadata={"days": f"{start}..{end}", "labeled": 0})
+        served = live_metrics(handle, spec, (start, end), by_version=False)
+        meta: dict[str, Any] = {"days": f"{start}..{end}", "labeled": int(df["labeled"].sum())}
+        for role, m in served.select("role", metric).iter_rows():
+            meta[f"{metric}_{role}"] = float(m)  # e.g. MAE_champion: what was served
+        meta["by_version"] = dg.MetadataValue.md(
+            f"| version | role | labeled | {metric} | mean error |\n"
+            + "| --- | --- | --- | --- | --- |\n"
+            + "\n".join(
+                f"| v{v} | {r} | {n} | {m:.4f} | {e:.4f} |" for v, r, n, m, e in df.iter_rows()
+            )
         )
+        return dg.MaterializeResult(metadata=meta)
 
     return [online, batch, champion, predictions, live]

@@ -11,6 +11,7 @@ subject's topics are known once its silver table has rows.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 
 import dagster as dg
@@ -43,7 +44,8 @@ def subject_of(table: str) -> str:
 
 
 class Topology:
-    """Topics, subjects (each with its topics), feature sets and models.
+    """Topics, subjects (each with its topics), feature sets, models, and the first day
+    of data.
 
     >>> from orchestration.demo.definitions import ETA
     >>> t = Topology([ETA])
@@ -58,8 +60,11 @@ class Topology:
         topics: Iterable[str] = (),
         subjects: Mapping[str, Iterable[str]] | None = None,
         strategy: SubjectStrategy = "topic",
+        first_day: dt.date | None = None,
     ) -> None:
         self.specs = list(specs)
+        self.first_day = first_day
+        """The first day of event time bronze holds (None: no data yet)."""
         self.strategy = strategy
         sets = {s.feature_set.name: s.feature_set for s in self.specs}
         self.feature_sets: list[FeatureSet] = [sets[n] for n in sorted(sets)]
@@ -85,14 +90,16 @@ class Topology:
         cls, specs: Iterable[ModelSpec], lake: Lake, strategy: SubjectStrategy
     ) -> Topology:
         """The topology of ``specs`` over what ``lake`` holds."""
-        topics, subjects = [], {}
+        topics, subjects, days = [], {}, set()
         for name in lake.names():
             layer, rest = layer_of(name)
             if layer == "bronze":
                 topics.append(rest)
+                days |= {p["date"] for p in lake.table(name).partitions()}  # from the log
             elif layer == "silver":
                 subjects[rest] = silver_topics(lake, rest)
-        return cls(specs, topics=topics, subjects=subjects, strategy=strategy)
+        first = dt.date.fromisoformat(min(days)) if days else None
+        return cls(specs, topics=topics, subjects=subjects, strategy=strategy, first_day=first)
 
     def subjects_of(self, topic: str) -> list[str]:
         """The subjects known to carry records of ``topic``."""

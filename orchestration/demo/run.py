@@ -25,7 +25,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -42,7 +41,11 @@ from lake import Lake, SchemaStore, maintain_lake
 from lake.names import DEAD_LETTERS, predictions
 from orchestration.defs import Topology, build_definitions
 from orchestration.defs.automation import (
+    DAILY_TABLES_JOB,
+    DEAD_LETTERS_JOB,
     drift_sensor_name,
+    learn_job_name,
+    live_metrics_job_name,
     retrain_job_name,
     retrain_schedule_name,
 )
@@ -59,8 +62,21 @@ from training import ModelRegistry, NothingToLearn
 
 __all__ = ["DemoReport", "run_demo"]
 
-START = dt.datetime(2026, 11, 1, 7, tzinfo=dt.UTC)
+ORDERS_PER_HOUR = 40
 PARTITIONS = 2
+
+
+def history_start(orders: int, now: dt.datetime | None = None) -> dt.datetime:
+    """When the simulated app opened: early enough that ``orders`` at
+    :data:`ORDERS_PER_HOUR` (and their deliveries) are over by ``now``, so the lake's
+    days are the partitions the UI shows, up to today.
+
+    >>> history_start(960, dt.datetime(2026, 11, 23, 9, 30, tzinfo=dt.UTC))
+    datetime.datetime(2026, 11, 22, 7, 0, tzinfo=datetime.timezone.utc)
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    opened = now - dt.timedelta(hours=orders / ORDERS_PER_HOUR + 2)  # + the last deliveries
+    return opened.replace(minute=0, second=0, microsecond=0)
 
 
 @dataclass
@@ -82,31 +98,26 @@ class DemoReport:
 
 
 class _Pipeline:
-    """The demo's Dagster side: the UI's own definitions, materialized in-process into a
-    real instance; the drift sensor and the retrain schedule evaluated by Dagster, their
-    runs launched as the daemon would (the retrain job by name)."""
+    """The demo's Dagster side: the UI's own definitions and their named jobs, run
+    in-process into a real instance; the drift sensor and the retrain schedule evaluated
+    by Dagster, their runs launched as the daemon would (the retrain job by name)."""
 
     def __init__(self, settings: Settings, instance: dg.DagsterInstance) -> None:
         self.topo = Topology([ETA])
         self.defs = build_definitions(settings)
-        self.assets: list[Any] = [*(self.defs.assets or []), *(self.defs.asset_checks or [])]
         self.resources = {"lake": LakeResource.from_settings(settings)}
         self.instance = instance
 
-    def materialize(
-        self, keys: list[dg.AssetKey], partition: str | None = None, reason: str = "demo"
-    ) -> None:
-        result = dg.materialize(
-            self.assets,
-            selection=keys,
-            partition_key=partition,
-            instance=self.instance,
-            resources=self.resources,
-            tags={"eventlake/reason": reason},
-            run_config=_QUIET,
+    def run(self, job: str, partition: str | None = None, reason: str = "demo") -> None:
+        """Run job ``job`` (for day ``partition``) as the UI would, under its own name."""
+        tags = {"eventlake/reason": reason}
+        if partition is not None:  # as a partition run launched from the UI is tagged
+            tags["dagster/partition"] = partition
+        result = self.defs.resolve_job_def(job).execute_in_process(
+            instance=self.instance, partition_key=partition, tags=tags, run_config=_QUIET
         )
         if not result.success:
-            raise RuntimeError(f"materializing {keys} failed; see the run in the Dagster UI")
+            raise RuntimeError(f"job {job} failed; see the run in the Dagster UI")
 
     def retrain_requests(self, day: dt.date) -> tuple[str, list[dg.RunRequest]]:
         """What the drift sensor asks for; if nothing, what the nightly schedule asks
@@ -164,11 +175,12 @@ def run_demo(
         admin = wait_for_broker(bs, wait_s=30)
         for topic in (ORDERS_TOPIC, DELIVERED_TOPIC):
             ensure_topic(admin, topic, bootstrap_servers=bs, create=True, partitions=PARTITIONS)
+        opened = history_start(orders)
         settings = settings.model_copy(
             update={
                 "lake_root": lake.root,
+                "partitions_start": str(opened.date()),  # the lake's first day, once ingested
                 "kafka_bootstrap_servers": bs,
-                "partitions_start": str(START.date()),
                 "holdout_days": 0.5,
                 "retrain_window_days": 1.5,
                 "definitions": "orchestration.demo.definitions",
@@ -177,8 +189,8 @@ def run_demo(
         instance = dg.DagsterInstance.from_config(home)
         pipeline = _Pipeline(settings, instance)
         world = FoodDeliveryWorld(
-            start=START,
-            orders_per_hour=40,
+            start=opened,
+            orders_per_hour=ORDERS_PER_HOUR,
             upgrade_after=int(orders * 0.4),
             drift_after=int(orders * 0.6),
         )
@@ -189,8 +201,12 @@ def run_demo(
             )
             app = EventPublisher(bs, registry_api.url)
             events = list(world.events(orders))
+            measure = live_metrics_job_name(ETA.name)
             for i, (day, todays) in enumerate(_days(events)):
                 _day(pipeline, app, bs, lake, instance, day, todays, first=i == 0, echo=echo)
+                if i:  # the day before has all its labels now
+                    pipeline.run(measure, partition=str(day - dt.timedelta(days=1)))
+            pipeline.run(measure, partition=str(day))
             report.events = dict(app.sent)
             reports = list(maintain_lake(lake))
             echo(f"maintenance: compacted and checkpointed {len(reports)} tables")
@@ -252,9 +268,9 @@ def _day(
     app.flush()
     added = _ingest(bs, lake, instance)
     topo, spec = pipeline.topo, ETA
-    partitioned = [topo.silver(s) for s in topo.subjects] + [topo.features(spec.feature_set)]
-    pipeline.materialize(partitioned, partition=str(day))
-    pipeline.materialize([topo.model(spec, "online"), Topology.DEAD_LETTERS])
+    pipeline.run(DAILY_TABLES_JOB, partition=str(day))
+    pipeline.run(learn_job_name(spec.name))
+    pipeline.run(DEAD_LETTERS_JOB)
     scored = (
         run_scoring(
             bootstrap_servers=bs,
@@ -335,7 +351,7 @@ def _live(
         if time.monotonic() - last_cycle >= 10:
             app.flush()
             _ingest(bs, lake, instance)
-            pipeline.materialize([pipeline.topo.model(ETA, "online")], reason="live")
+            pipeline.run(learn_job_name(ETA.name), reason="live")
             echo(f"live: {sent} orders so far, event time {at:%Y-%m-%d %H:%M}")
             last_cycle = time.monotonic()
     app.flush()
