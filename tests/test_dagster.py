@@ -16,6 +16,7 @@ import dagster as dg
 import polars as pl
 import pytest
 from deltalake import DeltaTable
+from playwright.sync_api import Page, expect
 
 from ingest import (
     EmbeddedBroker,
@@ -40,7 +41,9 @@ from orchestration.defs.reports import bronze_reporter
 from orchestration.defs.ticks import sensor_cursor, sensor_tick
 from orchestration.demo.definitions import DELIVERED_TOPIC, ETA, ORDERS_TOPIC
 from orchestration.demo.simulation import EventPublisher, FoodDeliveryWorld
+from orchestration.plots import plot_path
 from orchestration.settings import Settings
+from tests.browser import browser_page, require_chromium
 from training.model_registry import ModelRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,7 +195,7 @@ def test_assets_materialize_and_a_backfill_equals_the_stream(fed):
     online = models.asset_materializations_for_node("models__eta__online")[0].metadata
     assert online["version"].value in (1, 2)  # batch and online may run in either order
     assert online["rows_learned"].value > 400
-    assert online["MAE"].value < 10 and online["plot_file"].value.endswith(".png")
+    assert float(online["MAE"].value) < 10 and online["plot_file"].value.endswith(".png")
     assert online["metric_over_event_time"].value.startswith(
         "![MAE over event time](data:image/png"
     )
@@ -284,11 +287,43 @@ DRIFT_SENSOR = {
 }
 
 
+def _ui_pages_and_a_backfill(page: Page, url: str, lake: str) -> str:
+    """In a real browser: the asset graph, the online model's page with its plot, and a
+    two-day backfill of silver launched from the asset's Materialize dialog. Returns
+    the backfill's id."""
+    nag = page.get_by_text("Join the Dagster community")  # a newsletter dialog, at random
+    page.add_locator_handler(nag, lambda: page.get_by_role("button", name="Skip").click())
+    page.goto(f"{url}/asset-groups")
+    graph = page.get_by_text("Global asset lineage")
+    expect(graph).to_be_visible()
+    for group in ("bronze", "silver", "features", "models", "serving"):
+        expect(page.get_by_role("button", name=group).first).to_be_visible()
+    page.goto(f"{url}/assets/models/eta/online")
+    plot = page.get_by_role("img", name="MAE over event time")  # in the description
+    expect(plot).to_be_visible()
+    assert (plot.bounding_box() or {}).get("width", 0) > 500  # inline, not behind a link
+    page.goto(f"{url}/assets/bronze/order_placed?view=checks")
+    expect(page.get_by_text("Not evaluated").first).to_be_visible()  # never run: not green
+    page.goto(f"{url}/assets/silver/order_delivered-value")
+    page.get_by_role("button", name="Materialize…").click()
+    days = page.get_by_placeholder("No matching partitions")
+    days.fill(f"[{DAY1}...{DAY2}]")
+    days.press("Enter")
+    expect(page.get_by_role("dialog").get_by_text("2 partitions")).to_be_visible()
+    page.get_by_role("button", name="Launch backfill").click()
+    toast = page.get_by_text("Created backfill")
+    expect(toast).to_be_visible()
+    return toast.inner_text().split()[-1]
+
+
 def test_dg_dev_serves_the_graph_and_runs_a_partition_backfill(fed, postgres, monkeypatch):
     """`dg dev` (webserver and the real dagster-daemon) on deploy/dagster/dagster.yaml,
-    its instance on PostgreSQL: a backfill launched from the API succeeds, and the
-    daemon's sensor loop launches the retrain on drift by itself."""
+    its instance on PostgreSQL: in a real browser, the asset graph, the online model's
+    plot, and a two-day backfill launched from the UI that succeeds; the daemon's sensor
+    loop launches the retrain on drift by itself."""
+    require_chromium()
     lake, _, _, tmp = fed
+    assert os.path.exists(plot_path(Lake(lake), "eta")), "the online model has a plot"
     home = tmp / "dg-home"
     home.mkdir(exist_ok=True)
     (home / "dagster.yaml").write_text((ROOT / "deploy/dagster/dagster.yaml").read_text())
@@ -342,19 +377,8 @@ def test_dg_dev_serves_the_graph_and_runs_a_partition_backfill(fed, postgres, mo
         sensor = _graphql(port, SENSOR_STATE, {"s": DRIFT_SENSOR})["sensorOrError"]["sensorState"]
         assert sensor["status"] == "RUNNING"
 
-        launched = _graphql(
-            port,
-            """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
-                 __typename ... on LaunchBackfillSuccess { backfillId }
-                 ... on PythonError { message } } }""",
-            {
-                "p": {
-                    "partitionNames": [DAY1, DAY2],
-                    "assetSelection": [{"path": ["silver", "order_delivered-value"]}],
-                }
-            },
-        )["launchPartitionBackfill"]
-        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+        with browser_page() as page:
+            backfill = _ui_pages_and_a_backfill(page, f"http://127.0.0.1:{port}", lake)
         status = None
         while status not in ("COMPLETED", "COMPLETED_SUCCESS", "FAILED", "COMPLETED_FAILED"):
             assert time.monotonic() < deadline + 180, f"backfill still {status}"
@@ -363,7 +387,7 @@ def test_dg_dev_serves_the_graph_and_runs_a_partition_backfill(fed, postgres, mo
                 port,
                 """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
                      ... on PartitionBackfill { status } } }""",
-                {"id": launched["backfillId"]},
+                {"id": backfill},
             )["partitionBackfillOrError"]["status"]
         assert status in ("COMPLETED", "COMPLETED_SUCCESS"), (tmp / "dg-dev.log").read_text()[
             -3000:

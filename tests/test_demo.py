@@ -50,14 +50,39 @@ def test_the_demo_runs_the_whole_pipeline_and_leaves_it_for_the_ui(tmp_path):
         assert event is not None, key
     runs = instance.get_runs()
     assert runs and all(r.is_success for r in runs)
-    # Retraining ran as the retrain job the sensor or schedule asked for, and the
-    # drift sensor's cursor is in the instance: the daemon of `eventlake ui` starts nothing.
+    # Every run is named for what it does; retraining ran as the job the sensor or the
+    # schedule asked for.
+    jobs = {"silver_and_features", "learn_eta", "reprocess_dead_letters", "live_metrics_eta"}
+    assert jobs < {r.job_name for r in runs} <= jobs | {"retrain_eta"}
     assert any(r.job_name == "retrain_eta" for r in runs)
-    settings = Settings(lake_root=str(lake), partitions_start="2026-11-01")
+    # The partitions are the lake's days (through today, which live data would be
+    # writing), and each partition's row count is its own.
+    settings = Settings(lake_root=str(lake))
+    defs = build_definitions(settings)
+    partitions = defs.resolve_job_def("silver_and_features").partitions_def
+    assert partitions is not None
+    silver = pl.read_delta(str(lake / "silver" / "order_placed-value"))
+    per_day = dict(silver.group_by("_date").len().sort("_date").iter_rows())
+    keys = partitions.get_partition_keys()
+    assert keys[: len(per_day)] == [str(d) for d in per_day] and len(keys) - len(per_day) <= 1
+    so_far = 0
+    for day, rows in per_day.items():
+        so_far += rows  # the demo materialized each day once its events were in
+        [record] = instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey(["silver", "order_placed-value"]),
+                asset_partitions=[str(day)],
+            ),
+            limit=1,
+        ).records
+        meta = record.asset_materialization.metadata
+        assert (meta["dagster/row_count"].value, meta["table_rows"].value) == (rows, so_far)
+    # The drift sensor's cursor is in the instance: the daemon of `eventlake ui` starts
+    # nothing.
     resources = {"lake": LakeResource.from_settings(settings)}
     drifted = pl.read_delta(str(lake / "models" / "drift")).height > 0
     assert (sensor_cursor(instance, "drift_eta") is not None) == drifted
-    assert sensor_tick(build_definitions(settings), "drift_eta", instance, resources) == []
+    assert sensor_tick(defs, "drift_eta", instance, resources) == []
 
 
 def test_the_demo_replaces_its_own_folder_and_refuses_a_foreign_one(tmp_path):
