@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 import subprocess
 
 import dagster as dg
@@ -34,6 +36,29 @@ def test_the_demo_runs_the_whole_pipeline_and_leaves_it_for_the_ui(tmp_path):
     assert f"eventlake ui --root {root}" in text
     lake = root / "lake"
     assert (lake / "_reports" / "eta_error.png").stat().st_size > 10_000
+    # How far serving lagged learning, measured from the lake: the served figure is the
+    # mean |label - prediction| of what was served since the first batch version.
+    gap = re.search(
+        r"2 h after the drift served ([\d.]+), online learner ([\d.]+) \(([\d.]+)x.*"
+        r"could serve \(([\d: -]+)\), served ([\d.]+), online ([\d.]+), batch-only ([\d.]+)",
+        text,
+    )
+    assert gap, text[-2000:]
+    served_window, online_window, ratio = map(float, gap.group(1, 2, 3))
+    assert abs(served_window / online_window - ratio) < 0.06
+    since = dt.datetime.fromisoformat(gap.group(4)).replace(tzinfo=dt.UTC)
+    labels = pl.read_delta(str(lake / "features" / "order_eta")).filter(
+        pl.col("label").is_not_null()
+    )
+    served = (
+        pl.read_delta(str(lake / "predictions" / "eta"))
+        .filter((pl.col("role") == "serving") & (pl.col("event_time") >= since))
+        .join(labels, left_on=["input_partition", "input_offset"],
+              right_on=["_kafka_partition", "_kafka_offset"])
+        .select((pl.col("label") - pl.col("prediction")).abs().mean())
+        .item()
+    )  # fmt: skip
+    assert abs(served - float(gap.group(5))) < 0.006
     predictions = pl.read_delta(str(lake / "predictions" / "eta"))
     assert predictions.height == 900
     versions = pl.read_delta(str(lake / "models" / "versions"))

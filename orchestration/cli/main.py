@@ -23,6 +23,7 @@ from orchestration.cli.models import (
 from orchestration.cli.replay import replay
 from orchestration.cli.serve import serve
 from orchestration.signals import stop_on_signals
+from training.serving_gap import ServingGap
 
 __all__ = ["main"]
 
@@ -220,8 +221,26 @@ def demo(ctx: click.Context, root: str, orders: int, live: bool) -> None:
         + (f", first at {drift[0]:%Y-%m-%d %H:%M} (event time)" if drift else "")
         + f"; predictions written: {r.predictions:,}"
     )
+    if r.gap is not None:
+        click.echo(_gap_line(r.gap))
     click.echo(f"plot: {r.plot}")
     click.echo(f"open the Dagster UI on this lake: eventlake ui --root {root}")
+
+
+def _gap_line(g: ServingGap) -> str:
+    """The demo summary's line on how far serving lagged learning."""
+
+    def f(x: float | None) -> str:
+        return "-" if x is None else f"{x:.2f}"
+
+    ratio = g.window_ratio
+    return (
+        f"served vs learned (mean error): 2 h after the drift served {f(g.served_window)}, "
+        f"online learner {f(g.online_window)} ({'-' if ratio is None else f'{ratio:.1f}'}x; "
+        f"target <= 1.3x); since the first batch version could serve "
+        f"({'-' if g.since is None else f'{g.since:%Y-%m-%d %H:%M:%S}'}), served {f(g.served)}, "
+        f"online {f(g.online)}, batch-only {f(g.batch_only)}"
+    )
 
 
 @cli.command()

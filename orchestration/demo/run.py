@@ -59,6 +59,7 @@ from orchestration.plots import metric_plot
 from orchestration.serving import run_scoring
 from orchestration.settings import Settings
 from training import ModelRegistry, NothingToLearn
+from training.serving_gap import ServingGap, serving_gap
 
 __all__ = ["DemoReport", "run_demo"]
 
@@ -94,6 +95,7 @@ class DemoReport:
     champion: int | None = None
     predictions: int = 0
     plot: str = ""
+    gap: ServingGap | None = None  # what was served vs what was learned
     seconds: float = 0.0
 
 
@@ -214,6 +216,10 @@ def run_demo(
                 _live(pipeline, app, bs, lake, instance, orders, live, echo)
                 report.events = dict(app.sent)
         _summarize(report, lake)
+        if world.drift_at is not None:
+            report.gap = serving_gap(
+                lake, ETA, world.drift_at, holdout=dt.timedelta(days=settings.holdout_days)
+            )
     finally:
         if broker is not None:
             broker.stop()

@@ -79,6 +79,17 @@ class FoodDeliveryWorld:
         self._weights = [1.0 / (r + 1) for r in range(restaurants)]
         self._recent: dict[int, collections.deque[dt.datetime]] = {}
 
+    @property
+    def drift_at(self) -> dt.datetime | None:
+        """When the world changes: the earliest placement of the first drifted order.
+
+        >>> FoodDeliveryWorld(orders_per_hour=60, drift_after=30).drift_at.isoformat()
+        '2026-11-01T08:30:00+00:00'
+        """
+        if self.drift_after is None:
+            return None
+        return self.start + dt.timedelta(seconds=self.drift_after * self.gap_s)
+
     def minutes(
         self, i: int, distance: float, items: int, hour: int, load: float, kitchen: int = 0
     ) -> float:

@@ -1,0 +1,166 @@
+"""How far what was served lags what was learned, measured from the lake.
+
+Three errors over the same events: the predictions that were served (joined with
+the labels that arrived), the online learner's progressive error (its metric
+trace: each row predicted before it was learned), and what a batch-only policy
+would have served (each event predicted by the newest batch version available
+then). Over a window after a drift, and over the whole run from the first event a
+batch version could serve. The error is the spec's per-row error
+(:meth:`ModelSpec.error`: absolute error, or 1 for a mistake), so the online
+figure is exact for metrics that are running means of it (MAE, Accuracy's
+complement); for other metrics it is None.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+from lake import Lake
+from lake.names import features
+from training.model_registry import ModelRegistry
+from training.rows import predict
+from training.scoring import labeled_predictions
+from training.specs import ModelSpec
+
+__all__ = ["ServingGap", "serving_gap"]
+
+_MEAN_METRICS = {"MAE": False, "Accuracy": True}  # name -> the trace holds 1 - error
+
+
+@dataclass(frozen=True)
+class ServingGap:
+    """Mean per-row error of what was served, of the online learner and of a batch-only
+    policy, in ``window`` and from ``since`` on (None: nothing to measure)."""
+
+    window: tuple[dt.datetime, dt.datetime]
+    since: dt.datetime | None
+    served_window: float | None
+    online_window: float | None
+    served: float | None
+    online: float | None
+    batch_only: float | None
+
+    @property
+    def window_ratio(self) -> float | None:
+        """Served error over the online learner's in the window (the target is <= 1.3).
+
+        >>> t = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+        >>> ServingGap((t, t), t, 3.0, 2.0, None, None, None).window_ratio
+        1.5
+        """
+        if self.served_window is None or not self.online_window:
+            return None
+        return self.served_window / self.online_window
+
+
+def serving_gap(
+    lake: Lake,
+    spec: ModelSpec,
+    drift_at: dt.datetime,
+    *,
+    window: dt.timedelta = dt.timedelta(hours=2),
+    holdout: dt.timedelta = dt.timedelta(days=1),
+) -> ServingGap:
+    """Measure :class:`ServingGap` of ``spec`` for the ``window`` after ``drift_at``.
+
+    A batch version is taken to serve from the end of its training window plus
+    ``holdout`` (the newest labeled data it was trained beside).
+
+    >>> from training.specs import model_spec  # doctest: +SKIP
+    >>> serving_gap(lake, model_spec("eta"), drift_at).window_ratio  # doctest: +SKIP
+    5.3
+    """
+    span = (drift_at, drift_at + window)
+    served = _served(lake, spec)
+    batch = _batch_only(lake, spec, holdout)
+    since: dt.datetime | None = None
+    if batch is not None and batch.height:
+        since = batch.select(pl.col("event_time").min()).item()
+    online = _online_trace(lake, spec)
+    return ServingGap(
+        window=span,
+        since=since,
+        served_window=_mean(served, *span),
+        online_window=_trace_mean(online, *span),
+        served=_mean(served, since, None),
+        online=_trace_mean(online, since, None),
+        batch_only=_mean(batch, since, None),
+    )
+
+
+def _mean(
+    errors: pl.DataFrame | None, start: dt.datetime | None, end: dt.datetime | None
+) -> float | None:
+    if errors is None or start is None:
+        return None
+    rows = errors.filter(pl.col("event_time") >= start)
+    if end is not None:
+        rows = rows.filter(pl.col("event_time") < end)
+    return float(rows["error"].mean()) if rows.height else None  # type: ignore[arg-type]
+
+
+def _served(lake: Lake, spec: ModelSpec) -> pl.DataFrame | None:
+    labeled = labeled_predictions(lake, spec.name, spec.feature_set.name)
+    if labeled is None:
+        return None
+    rows = labeled.filter(pl.col("role") == "serving").select("event_time", "label", "prediction")
+    df = rows.collect()
+    errors = [spec.error(y, p) for y, p in zip(df["label"], df["prediction"], strict=True)]
+    return df.select("event_time").with_columns(pl.Series("error", errors, pl.Float64))
+
+
+def _online_trace(lake: Lake, spec: ModelSpec) -> pl.DataFrame | None:
+    """The online line's cumulative error total per trace point (rows, event time)."""
+    trace = ModelRegistry(lake).trace(spec.name).filter(pl.col("kind") == "online")
+    metric = type(spec.make_metric()).__name__
+    if trace.is_empty() or metric not in _MEAN_METRICS:
+        return None
+    value = (1 - pl.col("value")) if _MEAN_METRICS[metric] else pl.col("value")
+    return trace.sort("rows").select("event_time", "rows", (value * pl.col("rows")).alias("total"))
+
+
+def _trace_mean(
+    trace: pl.DataFrame | None, start: dt.datetime | None, end: dt.datetime | None
+) -> float | None:
+    """Mean error of the rows learned between ``start`` and ``end`` (trace resolution)."""
+    if trace is None or start is None:
+        return None
+    before = trace.filter(pl.col("event_time") < start).tail(1)
+    upto = trace if end is None else trace.filter(pl.col("event_time") < end)
+    if upto.is_empty():
+        return None
+    rows0, total0 = (before["rows"][0], before["total"][0]) if before.height else (0, 0.0)
+    rows1, total1 = upto["rows"][-1], upto["total"][-1]
+    return (total1 - total0) / (rows1 - rows0) if rows1 > rows0 else None
+
+
+def _batch_only(lake: Lake, spec: ModelSpec, holdout: dt.timedelta) -> pl.DataFrame | None:
+    """Each labeled event predicted by the newest batch version available at its time."""
+    registry = ModelRegistry(lake)
+    batches = registry.versions(spec.name).filter(pl.col("kind") == "batch").sort("version")
+    if batches.is_empty():
+        return None
+    fs = spec.feature_set
+    rows = (
+        lake.scan(features(fs.name))
+        .filter(pl.col("label").is_not_null())
+        .select(pl.col(fs.event_time).alias("event_time"), "label", *fs.feature_names)
+        .sort("event_time")
+        .collect()
+    )
+    froms = [t + holdout for t in batches["event_time_to"]]
+    out = []
+    for i, version in enumerate(batches["version"]):
+        until = froms[i + 1] if i + 1 < len(froms) else None
+        part = rows.filter(pl.col("event_time") >= froms[i])
+        if until is not None:
+            part = part.filter(pl.col("event_time") < until)
+        model, metric = registry.load(spec.name, version=version).model, spec.make_metric()
+        for r in part.iter_rows(named=True):
+            y_pred = predict(model, metric, {f: r[f] for f in fs.feature_names})
+            out.append((r["event_time"], spec.error(r["label"], y_pred)))
+    when = pl.Series("event_time", [t for t, _ in out], rows.schema["event_time"])
+    return pl.DataFrame([when, pl.Series("error", [e for _, e in out], pl.Float64)])
