@@ -90,9 +90,12 @@ def metric_plot(lake: Lake, name: str) -> str:
         ax.scatter(
             batch["event_time"],
             batch["value"],
+            marker="D",
+            s=40,
             color="#ff7f0e",
+            edgecolors="black",
             zorder=3,
-            label="batch retrain (holdout)",
+            label="batch retrain (holdout error)",
         )
     ymax = ax.get_ylim()[1]
     for when, label in _schema_upgrades(lake, registry, name):
@@ -100,20 +103,30 @@ def metric_plot(lake: Lake, name: str) -> str:
         ax.text(when, ymax * 0.95, f" {label}", color="#9467bd", fontsize=8, va="top")
     drift = registry.drift(name)
     for i, when in enumerate(drift["event_time"].to_list()):
-        ax.axvline(when, color="#d62728", ls=":", lw=1, label="drift detected" if i == 0 else None)
+        ax.axvline(
+            when, color="#d62728", ls=":", lw=1.5, label="drift detected" if i == 0 else None
+        )
     promoted = registry.decisions(name).filter(pl.col("promoted"))
     ends = dict(
         zip(versions["version"].to_list(), versions["event_time_to"].to_list(), strict=True)
     )
+    top = ax.get_xaxis_transform()  # x in data, y in axes fractions
     for i, v in enumerate(promoted["challenger"].to_list()):
         if ends.get(v) is not None:
-            ax.axvline(
-                ends[v],
+            ax.axvline(ends[v], color="#8c564b", lw=0.8, alpha=0.5)
+            ax.scatter(
+                [ends[v]],
+                [0.985],
+                marker="v",
+                s=60,
                 color="#8c564b",
-                lw=0.8,
-                alpha=0.6,
-                label="champion promoted" if i == 0 else None,
+                transform=top,
+                clip_on=False,
+                zorder=4,
+                label="champion promoted (version)" if i == 0 else None,
             )
+            ax.text(ends[v], 0.955, f"v{v}", transform=top, color="#8c564b", fontsize=8,
+                    ha="center", va="top")  # fmt: skip
     ax.set_title(f"{name}: error over event time")
     ax.set_xlabel("event time")
     ax.set_ylabel(metric)
