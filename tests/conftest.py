@@ -80,6 +80,10 @@ def ingest_env(broker: EmbeddedBroker, lake_root: str, **settings: object) -> di
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTLAKE_")}
     env["EVENTLAKE_KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
     env["EVENTLAKE_LAKE_ROOT"] = lake_root
+    # A consumer group per test (processes of one test share it): the embedded broker's
+    # group coordinator can stall a group whose members were killed mid-rebalance, and
+    # that must not reach the next test's ingesters.
+    env["EVENTLAKE_KAFKA_GROUP_ID"] = f"ingest-{uuid.uuid4().hex[:10]}"
     for key, value in settings.items():
         env[f"EVENTLAKE_{key.upper()}"] = str(value)
     return env
@@ -144,6 +148,7 @@ def ingest_until_caught_up(
     **options: object,
 ) -> None:
     """Ingest ``topic`` in this process until caught up (decoding Avro into silver)."""
+    options.setdefault("group_id", f"ingest-{uuid.uuid4().hex[:10]}")  # see ingest_env
     Ingester(
         IngestOptions(
             bootstrap_servers=broker.bootstrap_servers,
