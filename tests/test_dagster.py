@@ -285,6 +285,7 @@ DRIFT_SENSOR = {
     "repositoryName": "__repository__",
     "sensorName": "drift_eta",
 }
+EAGER_SENSOR = DRIFT_SENSOR | {"sensorName": "eager_automation"}
 
 
 def _ui_pages_and_a_backfill(page: Page, url: str, lake: str) -> str:
@@ -376,6 +377,18 @@ def test_dg_dev_serves_the_graph_and_runs_a_partition_backfill(fed, postgres, mo
         assert {"bronze/order_placed", "silver/order_placed-value", "models/eta/online"} <= paths
         sensor = _graphql(port, SENSOR_STATE, {"s": DRIFT_SENSOR})["sensorOrError"]["sensorState"]
         assert sensor["status"] == "RUNNING"
+        # The eager automation is on by default; stopped here so that the runs this test
+        # waits for are not queued behind the ones it would launch after the backfill.
+        eager = _graphql(port, SENSOR_STATE.replace("status", "id status"), {"s": EAGER_SENSOR})
+        state = eager["sensorOrError"]["sensorState"]
+        assert state["status"] == "RUNNING"
+        stopped = _graphql(
+            port,
+            """mutation($id: String!) { stopSensor(id: $id) { __typename
+                 ... on StopSensorMutationResult { instigationState { status } } } }""",
+            {"id": state["id"]},
+        )["stopSensor"]
+        assert stopped["instigationState"]["status"] == "STOPPED", stopped
 
         with browser_page() as page:
             backfill = _ui_pages_and_a_backfill(page, f"http://127.0.0.1:{port}", lake)
