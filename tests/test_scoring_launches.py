@@ -15,7 +15,15 @@ from confluent_kafka import Consumer, TopicPartition
 from lake import Lake
 from orchestration.serving import ServingMetrics, run_scoring
 from tests.orders_data import trained_lake
-from training import ModelRegistry, Target, learn_online
+from training import (
+    ModelRegistry,
+    Target,
+    decide,
+    follow_online,
+    judge_live,
+    learn_online,
+    retrain,
+)
 from training.release import launch, promote
 
 
@@ -83,3 +91,40 @@ def test_shadow_several_models_and_a_pinned_version(broker, tmp_path):
     ]  # fmt: skip
     assert log.filter(pl.col("event") == "unload").height == 5
     assert Lake(lake.root).exists(f"predictions.{other.name}")
+
+
+def test_the_online_line_serves_batch_challenges_in_shadow_and_live_traffic_judges(
+    broker, tmp_path
+):
+    topic = f"orders-{uuid.uuid4().hex[:8]}"
+    lake, eta, _ = trained_lake(broker, str(tmp_path / "lake"), topic)  # v1 champion, v2
+    registry = ModelRegistry(lake)
+    # The online line follows: champion v1 is online, so the newest online version serves.
+    assert follow_online(registry, eta.name, 2) == ["champion"]
+    assert registry.alias(eta.name, "champion") == 2
+    assert follow_online(registry, eta.name, 2) == []
+    # A batch version challenges the online line in shadow, not on the holdout.
+    batch = retrain(lake, eta, window_days=30, holdout_days=1e-6)
+    [decision] = decide(lake, eta, holdout_days=1e-6)
+    assert (decision.challenger, decision.champion, decision.promoted) == (batch.version, 2, False)
+    assert registry.launch(eta.name).challenger == batch.version
+    assert decide(lake, eta, holdout_days=1e-6) == []  # judged once; no labeled shadow yet
+    # Make the batch version the champion (as a live win would), the online line its shadow.
+    promote(registry, eta.name, batch.version, by="test")
+    launch(registry, eta.name, "shadow", challenger=2, by="test", reason="the online line")
+    run_scoring(bootstrap_servers=broker.bootstrap_servers, lake=lake, specs=[eta], topic=topic,
+                stop=threading.Event(), from_beginning=True, until_caught_up=True)  # fmt: skip
+    # Live traffic: the online line (which learned these orders) beats the batch version
+    # on the same labeled events, so the online line takes over again: a rollback.
+    judgment = judge_live(lake, eta, apply=False, min_labeled=400)
+    assert judgment is not None and judgment.labeled == 400
+    assert (judgment.champion, judgment.challenger, judgment.promoted) == (batch.version, 2, True)
+    assert judgment.challenger_score < judgment.champion_score
+    assert registry.alias(eta.name, "champion") == batch.version  # apply=False: nothing moved
+    assert judge_live(lake, eta, min_labeled=401) is None  # too few labeled yet
+    judge_live(lake, eta, min_labeled=400)
+    assert registry.alias(eta.name, "champion") == 2
+    assert registry.launch(eta.name).mode == "none"
+    history = registry.alias_history(eta.name).filter(pl.col("alias") == "champion")
+    assert history["reason"][-1].startswith("rollback to the online line: live MAE")
+    assert registry.decisions(eta.name)["promoted"].to_list()[-1] is True

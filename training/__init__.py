@@ -32,6 +32,7 @@ from training.scoring import (
     prediction_app_id,
     prediction_frame,
 )
+from training.serving_policy import LiveJudgment, decide, follow_online, judge_live
 from training.specs import ModelSpec, model_spec, model_specs, register_model
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "Decision",
     "Explanation",
     "Launch",
+    "LiveJudgment",
     "ModelNotFound",
     "ModelRegistry",
     "ModelSpec",
@@ -54,11 +56,14 @@ __all__ = [
     "TrainingError",
     "advance",
     "append_predictions",
+    "decide",
     "evaluate",
     "explain",
+    "follow_online",
     "gain",
     "holdout_start",
     "in_canary",
+    "judge_live",
     "labeled_predictions",
     "labeled_rows",
     "learn_online",

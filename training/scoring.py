@@ -56,6 +56,7 @@ __all__ = [
     "live_metrics",
     "prediction_app_id",
     "prediction_frame",
+    "score_predictions",
 ]
 
 log = logging.getLogger(__name__)
@@ -450,6 +451,32 @@ def labeled_predictions(lake: Lake, model: str, feature_set: str) -> pl.LazyFram
     )
 
 
+def score_predictions(spec: ModelSpec, labeled: pl.DataFrame) -> tuple[float, float]:
+    """(the spec's metric, mean per-row error) of ``labeled`` prediction records (with
+    their ``label``), in their order; a prediction without an answer is not scored by
+    the metric, as River skips it, and counts its :meth:`ModelSpec.error`.
+
+    >>> rows = pl.DataFrame({"label": [3.0, 5.0], "prediction": [1.0, 5.0]})
+    >>> score_predictions(spec, rows)  # doctest: +SKIP
+    (1.0, 1.0)
+    """
+    metric, errors = spec.make_metric(), 0.0
+    needs = getattr(metric, "requires_labels", True)
+    classes = spec.task == "classification"
+    for r in labeled.iter_rows(named=True):
+        y = r["label"]
+        if not classes:
+            label = y_pred = r["prediction"]
+        else:
+            if r.get("predicted_class") is None:  # written when classes were True/False
+                y = bool(y)
+            label, y_pred = answer_of(r, True), answer_of(r, needs)
+        if y_pred is not None and y_pred != {}:  # as River: no answer, not scored
+            metric.update(y, y_pred)
+        errors += spec.error(y, label)
+    return float(metric.get()), errors / labeled.height if labeled.height else float("nan")
+
+
 def live_metrics(
     lake: Lake,
     spec: ModelSpec,
@@ -475,28 +502,15 @@ def live_metrics(
     joined = labeled.sort("event_time").collect()
     out = []
     name = type(spec.make_metric()).__name__
-    classes = spec.task == "classification"
     for (version, role), group in joined.group_by(["model_version", "role"], maintain_order=True):
-        metric, errors = spec.make_metric(), 0.0
-        needs = getattr(metric, "requires_labels", True)
-        for r in group.iter_rows(named=True):
-            y = r["label"]
-            if not classes:
-                label = y_pred = r["prediction"]
-            else:
-                if r.get("predicted_class") is None:  # written when classes were True/False
-                    y = bool(y)
-                label, y_pred = answer_of(r, True), answer_of(r, needs)
-            if y_pred is not None and y_pred != {}:  # as River: no answer, not scored
-                metric.update(y, y_pred)
-            errors += spec.error(y, label)
+        metric, mean_error = score_predictions(spec, group)
         out.append(
             {
                 "model_version": version,
                 "role": role,
                 "labeled": group.height,
-                name: float(metric.get()),
-                "mean_error": errors / group.height,
+                name: metric,
+                "mean_error": mean_error,
             }
         )
     return pl.DataFrame(out).sort("model_version", "role") if out else pl.DataFrame()

@@ -1,0 +1,258 @@
+"""How online learning reaches serving: the online line serves, batch versions
+challenge it in shadow, and live labeled traffic decides.
+
+- **The online line follows.** While an online version is champion, each new online
+  version becomes champion as soon as it is registered (:func:`follow_online`), so
+  scorers serve the newest online state at their next reload (every 2 s by default).
+  A shadow launch of an online version follows the line the same way.
+- **Batch versions challenge in shadow.** While the online line serves, a new batch
+  version is launched as the shadow (:func:`decide`) instead of being judged on the
+  holdout, which the online line has learned from. Against a batch champion the
+  holdout decides (:func:`training.evaluate`), as for any two versions that did not
+  learn from it.
+- **Live traffic judges.** :func:`judge_live` compares the serving and the shadow
+  predictions of the same events whose labels have arrived, over the newest
+  ``window`` of event time; the shadow is promoted when it is better by ``margin``
+  over at least ``min_labeled`` predictions. A promoted batch version gets the online
+  line as its shadow, so when its margin stops holding the online line takes over
+  again, recorded as a rollback.
+
+Every move is an alias or launch change in the model registry (who, when, why) and
+every judgment a row of ``models/decisions``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+import polars as pl
+
+from lake import Lake
+from training.evaluation import Decision, evaluate, gain
+from training.model_registry import Launch, ModelRegistry
+from training.release import CHAMPION, launch
+from training.scoring import labeled_predictions, score_predictions
+from training.specs import ModelSpec
+
+__all__ = ["LiveJudgment", "decide", "follow_online", "judge_live"]
+
+log = logging.getLogger(__name__)
+
+POLICY = "serving policy"  # who the registry records for the moves made here
+WINDOW = dt.timedelta(hours=2)
+MIN_LABELED = 30
+
+
+def _kind(registry: ModelRegistry, name: str, version: int | None) -> str | None:
+    if version is None:
+        return None
+    rows = registry.versions(name).filter(pl.col("version") == version)
+    return None if rows.is_empty() else str(rows["kind"][0])
+
+
+def follow_online(registry: ModelRegistry, name: str, version: int) -> list[str]:
+    """After online ``version`` of ``name`` is registered: move the champion to it if an
+    online version is champion, and the shadow launch if it shadows an online version.
+    Returns what moved (``"champion"``, ``"shadow"``).
+
+    >>> follow_online(registry, "eta", 42)  # doctest: +SKIP
+    ['champion']
+    """
+    moved = []
+    champion = registry.alias(name, CHAMPION)
+    if champion not in (None, version) and _kind(registry, name, champion) == "online":
+        registry.set_alias(name, CHAMPION, version, reason="the online line", by=POLICY)
+        moved.append(CHAMPION)
+    shadow = registry.launch(name)
+    if (
+        shadow.mode == "shadow"
+        and shadow.challenger != version
+        and _kind(registry, name, shadow.challenger) == "online"
+    ):
+        launch(registry, name, "shadow", challenger=version, by=POLICY, reason="the online line")
+        moved.append("shadow")
+    return moved
+
+
+@dataclass(frozen=True)
+class LiveJudgment:
+    """Serving against shadow on the same labeled events of the newest ``window``."""
+
+    champion: int
+    challenger: int
+    metric: str
+    labeled: int
+    champion_score: float
+    challenger_score: float
+    promoted: bool
+    reason: str
+
+
+def judge_live(
+    lake: Lake,
+    spec: ModelSpec,
+    *,
+    window: dt.timedelta = WINDOW,
+    margin: float = 0.0,
+    min_labeled: int = MIN_LABELED,
+    apply: bool = True,
+) -> LiveJudgment | None:
+    """Judge the current shadow launch of ``spec.name`` on live traffic; with ``apply``,
+    promote it (and record the decision) when it wins. None: no shadow, or too few
+    labeled predictions of both roles yet.
+
+    >>> judge_live(lake, eta, apply=False)  # doctest: +SKIP
+    LiveJudgment(champion=41, challenger=12, metric='MAE', labeled=80, ...)
+    """
+    registry = ModelRegistry(lake)
+    current = registry.launch(spec.name)
+    champion = registry.alias(spec.name, CHAMPION)
+    if current.mode != "shadow" or current.challenger is None or champion is None:
+        return None
+    rows = _both_roles(lake, spec, window)
+    if rows is None:
+        return None
+    serving, shadow = (rows.filter(pl.col("role") == r) for r in ("serving", "shadow"))
+    if shadow.height < min_labeled:
+        return None
+    metric = spec.make_metric()
+    name = type(metric).__name__
+    cp_score, _ = score_predictions(spec, serving)
+    ch_score, _ = score_predictions(spec, shadow)
+    better = gain(metric, ch_score, cp_score)
+    promoted = better > 0 and better >= margin
+    online_wins = _kind(registry, spec.name, current.challenger) == "online"
+    what = "the online line" if online_wins else f"v{current.challenger}"
+    reason = (
+        f"live {name} of {what} {ch_score:.4f} vs v{champion} {cp_score:.4f} on "
+        f"{shadow.height} labeled events: {'better' if better > 0 else 'not better'} by "
+        f"{abs(better):.4f} ({'meets' if promoted else 'below'} the margin {margin})"
+    )
+    judgment = LiveJudgment(
+        champion, current.challenger, name, shadow.height, cp_score, ch_score, promoted, reason
+    )
+    if apply and promoted:
+        _promote(registry, spec.name, current, champion, online_wins, judgment)
+    return judgment
+
+
+def _both_roles(lake: Lake, spec: ModelSpec, window: dt.timedelta) -> pl.DataFrame | None:
+    """Labeled serving and shadow predictions of the events both scored, in the newest
+    ``window`` of event time of the shadow's labeled predictions."""
+    labeled = labeled_predictions(lake, spec.name, spec.feature_set.name)
+    if labeled is None:
+        return None
+    shadow = labeled.filter(pl.col("role") == "shadow")
+    newest = shadow.select(pl.col("event_time").max()).collect().item()
+    if newest is None:
+        return None
+    recent = labeled.filter(
+        (pl.col("event_time") > newest - window) & pl.col("role").is_in(["serving", "shadow"])
+    )
+    keys = ["input_topic", "input_partition", "input_offset"]
+    both = recent.group_by(keys).agg(pl.col("role").n_unique().alias("roles"))
+    return (
+        recent.join(both.filter(pl.col("roles") == 2), on=keys)
+        .unique([*keys, "role"], keep="first")
+        .sort("event_time")
+        .collect()
+    )
+
+
+def _promote(
+    registry: ModelRegistry,
+    name: str,
+    current: Launch,
+    champion: int,
+    online_wins: bool,
+    judgment: LiveJudgment,
+) -> None:
+    reason, metric = judgment.reason, judgment.metric
+    assert current.challenger is not None
+    if online_wins:  # the online line takes over from a batch version: a rollback to it
+        newest = registry.latest(name, kind="online")
+        version = newest.version if newest else current.challenger
+        registry.set_alias(name, CHAMPION, version, reason=f"rollback to the online line: {reason}",
+                           by=POLICY)  # fmt: skip
+        launch(registry, name, "none", by=POLICY, reason="the online line serves again")
+    else:  # a batch version takes over; the online line keeps challenging it
+        registry.set_alias(name, CHAMPION, current.challenger, reason=reason, by=POLICY)
+        launch(registry, name, "shadow", challenger=champion, by=POLICY,
+               reason=f"the online line challenges v{current.challenger}")  # fmt: skip
+    registry.record_decision(
+        name=name,
+        challenger=current.challenger,
+        champion=champion,
+        metric=metric,
+        challenger_score=judgment.challenger_score,
+        champion_score=judgment.champion_score,
+        margin=None,
+        holdout_rows=0,
+        promoted=True,
+        reason=reason,
+    )
+    log.info("%s: %s", name, reason)
+
+
+def decide(
+    lake: Lake, spec: ModelSpec, *, holdout_days: float = 1.0, margin: float = 0.0
+) -> list[Decision | LiveJudgment]:
+    """What the champion asset does after a retrain or when live traffic has spoken.
+
+    Until a champion is named the newest version serves, which is the online line once
+    there is one, so the online line becomes the first champion (a batch version alone
+    is named champion). Then a new batch version is launched as the shadow while the
+    online line serves, or judged on the holdout against a batch champion, which then
+    gets the online line as its shadow; then :func:`judge_live`.
+
+    >>> [d.reason for d in decide(lake, eta, holdout_days=0.5)]  # doctest: +SKIP
+    ['no champion yet', 'MAE 2.1 vs 3.4: better by 1.3 (meets the margin 0.0)']
+    """
+    registry = ModelRegistry(lake)
+    out: list[Decision | LiveJudgment] = []
+    newest = {k: registry.latest(spec.name, kind=k) for k in ("batch", "online")}
+    if registry.alias(spec.name, CHAMPION) is None and (online := newest["online"]) is not None:
+        # Until a champion is named the newest version serves: the online line already.
+        registry.set_alias(spec.name, CHAMPION, online.version, reason="the online line",
+                           by=POLICY)  # fmt: skip
+    if registry.alias(spec.name, CHAMPION) is None:
+        if (batch := newest["batch"]) is not None:
+            out.append(evaluate(lake, spec, batch.version, holdout_days=holdout_days,
+                                margin=margin))  # fmt: skip
+    elif (batch := newest["batch"]) is not None and batch.version not in set(
+        registry.decisions(spec.name)["challenger"].to_list()
+    ):
+        champion = registry.alias(spec.name, CHAMPION)
+        if _kind(registry, spec.name, champion) == "online":
+            out.append(_shadow(registry, spec, batch.version, champion))
+        else:
+            out.append(evaluate(lake, spec, batch.version, holdout_days=holdout_days,
+                                margin=margin))  # fmt: skip
+    champion = registry.alias(spec.name, CHAMPION)
+    online = newest["online"]
+    if (
+        online is not None
+        and _kind(registry, spec.name, champion) == "batch"
+        and registry.launch(spec.name).mode == "none"
+    ):
+        launch(registry, spec.name, "shadow", challenger=online.version, by=POLICY,
+               reason=f"the online line challenges v{champion}")  # fmt: skip
+    judgment = judge_live(lake, spec, margin=margin)
+    return [*out, judgment] if judgment is not None else out
+
+
+def _shadow(
+    registry: ModelRegistry, spec: ModelSpec, version: int, champion: int | None
+) -> Decision:
+    """Launch batch ``version`` as the shadow of the online line; record why."""
+    reason = "launched as the online line's shadow: live traffic judges it"
+    launch(registry, spec.name, "shadow", challenger=version, by=POLICY, reason=reason)
+    name = type(spec.make_metric()).__name__
+    registry.record_decision(
+        name=spec.name, challenger=version, champion=champion, metric=name,
+        challenger_score=None, champion_score=None, margin=None, holdout_rows=0,
+        promoted=False, reason=reason,
+    )  # fmt: skip
+    return Decision(version, champion, name, float("nan"), None, 0, False, reason)
