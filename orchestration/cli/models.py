@@ -70,16 +70,18 @@ def features_build(ctx: click.Context, name: str, start: str, end: str) -> None:
 @friendly_errors
 def learn(ctx: click.Context, name: str) -> None:
     """Online learning: learn from the labeled rows since the last online version."""
-    from training import learn_online
+    from training import ModelRegistry, follow_online, learn_online
 
     settings, spec = _spec(ctx, name)
     run = learn_online(settings.lake(), spec)
     if run.version is None:
         click.echo(f"{name}: no new labeled rows; nothing learned")
         return
+    moved = follow_online(ModelRegistry(settings.lake()), name, run.version.version)
     click.echo(
         f"{name} v{run.version.version} (online): learned {run.rows} rows, "
         f"{json.dumps(run.version.metrics)}, {len(run.drifts)} drift detections"
+        + (f"; now the {' and '.join(moved)}" if moved else "")
     )
 
 

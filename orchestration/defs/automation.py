@@ -16,17 +16,19 @@ import polars as pl
 from orchestration.defs.jobs import maintenance_job
 from orchestration.defs.resources import LakeResource
 from orchestration.defs.topology import Topology
-from training import ModelRegistry
+from training import ModelRegistry, ModelSpec, judge_live
 
 __all__ = [
     "DAILY_TABLES_JOB",
     "DEAD_LETTERS_JOB",
     "build_automation",
     "drift_sensor_name",
+    "judge_job_name",
     "learn_job_name",
     "live_metrics_job_name",
     "retrain_job_name",
     "retrain_schedule_name",
+    "shadow_sensor_name",
 ]
 
 DAILY_TABLES_JOB = "silver_and_features"  # days of event time: silver, then features
@@ -60,6 +62,20 @@ def retrain_job_name(model: str) -> str:
 def retrain_schedule_name(model: str) -> str:
     """The daily schedule of :func:`retrain_job_name`."""
     return f"retrain_{model}_daily"
+
+
+def judge_job_name(model: str) -> str:
+    """The job that judges ``model``'s shadow on live traffic and promotes or rolls back.
+
+    >>> judge_job_name("eta")
+    'judge_eta'
+    """
+    return f"judge_{model}"
+
+
+def shadow_sensor_name(model: str) -> str:
+    """The sensor that asks for :func:`judge_job_name` when the shadow wins on live traffic."""
+    return f"shadow_{model}"
 
 
 def drift_sensor_name(model: str) -> str:
@@ -130,6 +146,13 @@ def build_automation(topo: Topology) -> tuple[list[Any], list[Any], list[Any]]:
             )
         )
         sensors.append(_drift_sensor(spec.name, retrain_job))
+        judge_job = dg.define_asset_job(
+            name=judge_job_name(spec.name),
+            selection=dg.AssetSelection.assets(topo.model(spec, "champion")),
+            description=f"Judge {spec.name}'s shadow on live traffic; promote or roll back.",
+        )
+        jobs.append(judge_job)
+        sensors.append(_shadow_sensor(spec, judge_job))
     return jobs, schedules, sensors
 
 
@@ -170,3 +193,36 @@ def _drift_sensor(model: str, job: Any) -> dg.SensorDefinition:
         )
 
     return drift_sensor
+
+
+def _shadow_sensor(spec: ModelSpec, job: Any) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=shadow_sensor_name(spec.name),
+        job=job,
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            f"Promotes {spec.name}'s shadow when it beats what serves on live labeled traffic "
+            "by the promotion margin (a batch version over the online line, or the online "
+            "line back over a batch version: a rollback)."
+        ),
+    )
+    def shadow_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
+        judgment = judge_live(lake.handle(), spec, margin=lake.promotion_margin, apply=False)
+        if judgment is None:
+            return dg.SensorResult(skip_reason="no shadow, or too few of its predictions labeled")
+        if not judgment.promoted:
+            return dg.SensorResult(skip_reason=judgment.reason)
+        return dg.SensorResult(
+            run_requests=[
+                dg.RunRequest(
+                    run_key=f"shadow-{spec.name}-v{judgment.champion}-v{judgment.challenger}",
+                    tags={
+                        "eventlake/reason": "live traffic",
+                        "eventlake/judgment": judgment.reason[:200],
+                    },
+                )
+            ]
+        )
+
+    return shadow_sensor

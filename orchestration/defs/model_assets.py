@@ -19,7 +19,15 @@ from orchestration.defs.metadata import days
 from orchestration.defs.resources import LakeResource
 from orchestration.defs.topology import Topology
 from orchestration.plots import inline_image, metric_plot, plot_path
-from training import ModelRegistry, ModelSpec, evaluate, learn_online, live_metrics, retrain
+from training import (
+    ModelRegistry,
+    ModelSpec,
+    decide,
+    follow_online,
+    learn_online,
+    live_metrics,
+    retrain,
+)
 
 __all__ = ["model_assets"]
 
@@ -59,7 +67,10 @@ def model_assets(
         handle = lake.handle()
         update = update_features(handle, spec.feature_set)
         run = learn_online(handle, spec)
-        mv = run.version or ModelRegistry(handle).latest(spec.name, kind="online")
+        registry = ModelRegistry(handle)
+        if run.version is not None:  # the online line serves its newest state
+            follow_online(registry, spec.name, run.version.version)
+        mv = run.version or registry.latest(spec.name, kind="online")
         meta: dict[str, Any] = {
             "feature_rows_added": update.new_rows,
             "labels_arrived": update.relabeled,
@@ -116,36 +127,31 @@ def model_assets(
         group_name="models",
         kinds={"river"},
         description=(
-            f"Which `{spec.name}` version serves: the newest online and batch versions "
-            "are scored against the champion on the same holdout and promoted by margin."
+            f"Which `{spec.name}` version serves: the online line follows its newest state; "
+            "a new batch version is launched as its shadow and promoted when it beats what "
+            "serves on live labeled traffic by the margin (and rolled back when it stops); "
+            "the first champion is picked on the holdout."
         ),
     )
     def champion(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         handle = lake.handle()
         registry = ModelRegistry(handle)
-        decisions = []
-        for kind in ("batch", "online"):
-            mv = registry.latest(spec.name, kind=kind)
-            if mv is not None:
-                d = evaluate(
-                    handle,
-                    spec,
-                    mv.version,
-                    holdout_days=lake.holdout_days,
-                    margin=lake.promotion_margin,
-                )
-                decisions.append(d)
-                context.log.info(f"v{mv.version} ({kind}): {d.reason}")
+        decisions = decide(
+            handle, spec, holdout_days=lake.holdout_days, margin=lake.promotion_margin
+        )
+        for d in decisions:
+            context.log.info(f"v{d.challenger} vs {d.champion}: {d.reason}")
         current = registry.alias(spec.name, "champion")
         return dg.MaterializeResult(
             metadata={
                 "champion": current if current is not None else "none",
+                "shadow": _shadow(registry.launch(spec.name)),
                 "decisions": dg.MetadataValue.md(
                     "| challenger | champion | challenger score | champion score | promoted | why |"
                     "\n| --- | --- | --- | --- | --- | --- |\n"
                     + "\n".join(
-                        f"| v{d.challenger} | {d.champion} | {d.challenger_score:.4f} | "
-                        f"{'-' if d.champion_score is None else f'{d.champion_score:.4f}'} | "
+                        f"| v{d.challenger} | {d.champion} | {_score(d.challenger_score)} | "
+                        f"{_score(d.champion_score)} | "
                         f"{d.promoted} | {d.reason} |"
                         for d in decisions
                     )
@@ -193,3 +199,11 @@ def model_assets(
         return dg.MaterializeResult(metadata=meta)
 
     return [online, batch, champion, predictions, live]
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.4f}"  # None or NaN: not scored
+
+
+def _shadow(launch: Any) -> str:
+    return f"v{launch.challenger}" if launch.mode == "shadow" else "none"

@@ -181,11 +181,13 @@ def run_scoring(
     broker_wait_s: float = 30.0,
     metrics: ServingMetrics | None = None,
     online_store_url: str | None = None,
+    reload_s: float = 2.0,
 ) -> ScoringSummary:
     """Score ``topic``'s events with every model of ``specs`` (each at ``target``, the
     champion by default, plus its launch's challenger) until ``stop`` is set or, with
     ``until_caught_up``, the high watermarks seen at start are reached. Scorers in one
-    group share the online features through the Redis at ``online_store_url``.
+    group share the online features through the Redis at ``online_store_url``. Aliases
+    and launches are re-read every ``reload_s`` seconds.
 
     >>> run_scoring(bootstrap_servers=b, lake=Lake("./lake"), specs=[eta],  # doctest: +SKIP
     ...             topic="orders", stop=threading.Event(), until_caught_up=True).events
@@ -200,7 +202,7 @@ def run_scoring(
         out = f"{spec.name}-predictions"
         ensure_topic(admin, out, bootstrap_servers=bootstrap_servers, create=True, partitions=n)
     engines = [
-        ScoringEngine(lake, spec, target=target, front_door="kafka",
+        ScoringEngine(lake, spec, target=target, front_door="kafka", reload_s=reload_s,
                       online=load_online(lake, spec.feature_set, online_store_url))
         for spec in specs
     ]  # fmt: skip
