@@ -1,10 +1,13 @@
 """How far what was served lags what was learned, measured from the lake.
 
-Three errors over the same events: the predictions that were served (joined with
+Four errors over the same events: the predictions that were served (joined with
 the labels that arrived), the online learner's progressive error (its metric
-trace: each row predicted before it was learned), and what a batch-only policy
-would have served (each event predicted by the newest batch version available
-then). Over a window after a drift, and over the whole run from the first event a
+trace: each row predicted before it was learned, in event order), the same learner
+under delayed progressive validation (River's :func:`river.stream.simulate_qa`:
+each row predicted at its event time by a model that has learned exactly the labels
+that had arrived by then, i.e. the best any served model could do), and what a
+batch-only policy would have served (each event predicted by the newest batch
+version available then). Over a window after a drift, and over the whole run from the first event a
 batch version could serve. The error is the spec's per-row error
 (:meth:`ModelSpec.error`: absolute error, or 1 for a mistake), so the online
 figure is exact for metrics that are running means of it (MAE, Accuracy's
@@ -15,13 +18,21 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
+from river import stream
 
 from lake import Lake
-from lake.names import features
+from lake.names import (
+    KAFKA_OFFSET,
+    KAFKA_PARTITION,
+    KAFKA_TIMESTAMP,
+    LABEL_COORDINATES,
+    features,
+)
 from training.model_registry import ModelRegistry
-from training.rows import predict
+from training.rows import labeled_rows, predict
 from training.scoring import labeled_predictions
 from training.specs import ModelSpec
 
@@ -42,6 +53,8 @@ class ServingGap:
     served: float | None
     online: float | None
     batch_only: float | None
+    delayed_window: float | None = None  # the online learner, labels learned on arrival
+    delayed: float | None = None
 
     @property
     def window_ratio(self) -> float | None:
@@ -54,6 +67,18 @@ class ServingGap:
         if self.served_window is None or not self.online_window:
             return None
         return self.served_window / self.online_window
+
+    @property
+    def delayed_ratio(self) -> float | None:
+        """Served error over the delayed online learner's in the window.
+
+        >>> t = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+        >>> ServingGap((t, t), t, 3.0, 2.0, None, None, None, 2.5).delayed_ratio
+        1.2
+        """
+        if self.served_window is None or not self.delayed_window:
+            return None
+        return self.served_window / self.delayed_window
 
 
 def serving_gap(
@@ -80,6 +105,7 @@ def serving_gap(
     if batch is not None and batch.height:
         since = batch.select(pl.col("event_time").min()).item()
     online = _online_trace(lake, spec)
+    delayed = _delayed(lake, spec)
     return ServingGap(
         window=span,
         since=since,
@@ -88,6 +114,8 @@ def serving_gap(
         served=_mean(served, since, None),
         online=_trace_mean(online, since, None),
         batch_only=_mean(batch, since, None),
+        delayed_window=_mean(delayed, *span),
+        delayed=_mean(delayed, since, None),
     )
 
 
@@ -163,4 +191,46 @@ def _batch_only(lake: Lake, spec: ModelSpec, holdout: dt.timedelta) -> pl.DataFr
             y_pred = predict(model, metric, {f: r[f] for f in fs.feature_names})
             out.append((r["event_time"], spec.error(r["label"], y_pred)))
     when = pl.Series("event_time", [t for t, _ in out], rows.schema["event_time"])
+    return pl.DataFrame([when, pl.Series("error", [e for _, e in out], pl.Float64)])
+
+
+def _delayed(lake: Lake, spec: ModelSpec) -> pl.DataFrame | None:
+    """The online learner's error under delayed progressive validation: River's
+    question/answer simulation over the labeled rows (asked at the event time, answered
+    at the label event's Kafka timestamp), predicting each question, learning each
+    answer."""
+    label = spec.feature_set.label
+    rows = labeled_rows(lake, spec)
+    if not len(rows) or label is None or isinstance(label, str):
+        return None
+    _, part, off = LABEL_COORDINATES
+    arrived = lake.scan(label.table).select(
+        pl.col(KAFKA_PARTITION).alias(part),
+        pl.col(KAFKA_OFFSET).alias(off),
+        pl.col(KAFKA_TIMESTAMP).alias("_answered"),
+    )
+    answered = (
+        rows.frame.lazy()
+        .select(part, off)
+        .with_row_index("_row")
+        .join(arrived, on=[part, off], how="left")
+        .sort("_row")
+        .collect()["_answered"]
+        .to_list()
+    )
+    asked = rows.event_time.to_list()
+    questions: list[dict[Any, Any]] = [{"i": i} for i in range(len(rows))]
+    model = spec.make_model()
+    out: list[tuple[dt.datetime, float]] = []
+    for _, q, y in stream.simulate_qa(
+        zip(questions, rows.y, strict=True),
+        moment=lambda q: asked[q["i"]],
+        delay=lambda q, y: max(answered[q["i"]] - asked[q["i"]], dt.timedelta(0)),
+    ):
+        x = rows.x[q["i"]]
+        if y is None:  # a question: what a server could answer now
+            out.append((asked[q["i"]], spec.error(rows.y[q["i"]], model.predict_one(x))))
+        else:  # its label arrived: learn it
+            model.learn_one(x, y)
+    when = pl.Series("event_time", [t for t, _ in out], rows.event_time.dtype)
     return pl.DataFrame([when, pl.Series("error", [e for _, e in out], pl.Float64)])

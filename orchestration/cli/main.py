@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import sys
@@ -181,10 +182,18 @@ def ingest(
     help="Folder for the demo's lake (DIR/lake) and Dagster instance (DIR/dagster).",
 )
 @click.option("--orders", default=3000, show_default=True, help="Orders the app places.")
+@click.option(
+    "--step-minutes",
+    type=click.IntRange(1, 24 * 60),
+    default=30,
+    show_default=True,
+    help="Minutes of event time between learning runs and sensor ticks: shorter serves "
+    "fresher models and takes longer.",
+)
 @click.option("--live", is_flag=True, help="Then keep producing, ingesting and scoring.")
 @click.pass_context
 @friendly_errors
-def demo(ctx: click.Context, root: str, orders: int, live: bool) -> None:
+def demo(ctx: click.Context, root: str, orders: int, step_minutes: int, live: bool) -> None:
     """Run the whole pipeline on the embedded default and show what happened."""
     from orchestration.demo import run_demo
 
@@ -194,6 +203,7 @@ def demo(ctx: click.Context, root: str, orders: int, live: bool) -> None:
             root,
             settings,
             orders=orders,
+            step=dt.timedelta(minutes=step_minutes),
             live=stop if live else None,
             echo=click.echo,
         )
@@ -239,7 +249,11 @@ def _gap_line(g: ServingGap) -> str:
         f"online learner {f(g.online_window)} ({'-' if ratio is None else f'{ratio:.1f}'}x; "
         f"target <= 1.3x); since the first batch version could serve "
         f"({'-' if g.since is None else f'{g.since:%Y-%m-%d %H:%M:%S}'}), served {f(g.served)}, "
-        f"online {f(g.online)}, batch-only {f(g.batch_only)}"
+        f"online {f(g.online)}, batch-only {f(g.batch_only)}; the online learner learning "
+        f"each label when it arrives (River's delayed progressive validation, the best a "
+        f"served model can do): 2 h after the drift {f(g.delayed_window)} (served "
+        f"{'-' if g.delayed_ratio is None else f'{g.delayed_ratio:.2f}'}x), since the first "
+        f"batch {f(g.delayed)}"
     )
 
 
