@@ -3,13 +3,13 @@
 A simulated food-delivery app (:mod:`orchestration.demo.simulation`) sends
 ``order_placed`` and, later in event time, ``order_delivered`` events through
 the embedded broker, with Confluent's serializer against eventlake's own schema
-registry. Day by day of event time, the demo then does what a deployment does
-on its own: ingests both topics (bronze and silver, reported to Dagster),
-materializes the day's silver and feature partitions and the online model in
-the Dagster instance, scores the day's orders with the champion, lets the drift
-sensor and the nightly retrain schedule decide on batch retraining and
-promotion, and finally compacts the lake. Midway the app upgrades to schema v2,
-and later the world drifts.
+registry. On a simulated clock (:mod:`orchestration.demo.timeline`), the demo
+then runs what a deployment runs: an ingester (bronze and silver, reported to
+Dagster) and a scorer running all along, the online model learning every step,
+the day's silver and feature partitions, and the real drift sensor, shadow sensor
+and nightly retrain schedule, evaluated by Dagster, deciding on batch retraining
+and promotion; finally it compacts the lake. Midway the app upgrades to schema
+v2, and later the world drifts.
 
 Everything stays in ``--root``: the lake, and the Dagster instance whose UI
 (`eventlake ui --root DIR`) shows the materialized history.
@@ -18,12 +18,11 @@ Everything stays in ``--root``: the lake, and the Dagster instance whose UI
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -41,24 +40,18 @@ from lake import Lake, SchemaStore, maintain_lake
 from lake.names import DEAD_LETTERS, predictions
 from orchestration.defs import Topology, build_definitions
 from orchestration.defs.automation import (
-    DAILY_TABLES_JOB,
-    DEAD_LETTERS_JOB,
-    drift_sensor_name,
     learn_job_name,
-    live_metrics_job_name,
-    retrain_job_name,
-    retrain_schedule_name,
 )
 from orchestration.defs.reports import bronze_reporter
 from orchestration.defs.resources import LakeResource
-from orchestration.defs.ticks import schedule_tick, sensor_tick
 from orchestration.demo.definitions import DELIVERED_TOPIC, ETA, ORDERS_TOPIC
-from orchestration.demo.simulation import Event, EventPublisher, FoodDeliveryWorld
+from orchestration.demo.simulation import EventPublisher, FoodDeliveryWorld
+from orchestration.demo.timeline import STEP, Timeline
 from orchestration.errors import DemoError
 from orchestration.plots import metric_plot
 from orchestration.serving import run_scoring
 from orchestration.settings import Settings
-from training import ModelRegistry, NothingToLearn
+from training import ModelRegistry
 from training.serving_gap import ServingGap, serving_gap
 
 __all__ = ["DemoReport", "run_demo"]
@@ -110,9 +103,16 @@ class _Pipeline:
         self.resources = {"lake": LakeResource.from_settings(settings)}
         self.instance = instance
 
-    def run(self, job: str, partition: str | None = None, reason: str = "demo") -> None:
-        """Run job ``job`` (for day ``partition``) as the UI would, under its own name."""
-        tags = {"eventlake/reason": reason}
+    def run(
+        self,
+        job: str,
+        partition: str | None = None,
+        reason: str = "demo",
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        """Run job ``job`` (for day ``partition``) as the UI would, under its own name;
+        ``tags``: a sensor's or schedule's run request's."""
+        tags = {**(tags or {}), "eventlake/reason": reason}
         if partition is not None:  # as a partition run launched from the UI is tagged
             tags["dagster/partition"] = partition
         result = self.defs.resolve_job_def(job).execute_in_process(
@@ -121,31 +121,8 @@ class _Pipeline:
         if not result.success:
             raise RuntimeError(f"job {job} failed; see the run in the Dagster UI")
 
-    def retrain_requests(self, day: dt.date) -> tuple[str, list[dg.RunRequest]]:
-        """What the drift sensor asks for; if nothing, what the nightly schedule asks
-        for at 03:00 after ``day``. Returns (why, requests)."""
-        drift = sensor_tick(self.defs, drift_sensor_name(ETA.name), self.instance, self.resources)
-        if drift:
-            return "drift", drift
-        at = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(3), tzinfo=dt.UTC)
-        name = retrain_schedule_name(ETA.name)
-        return "schedule", schedule_tick(self.defs, name, self.instance, self.resources, at)
-
-    def run_retrain(self, request: dg.RunRequest, why: str) -> None:
-        job = self.defs.resolve_job_def(retrain_job_name(ETA.name))
-        job.execute_in_process(
-            instance=self.instance,
-            tags={**request.tags, "eventlake/reason": why},
-            run_config=_QUIET,
-        )
-
 
 _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-def _days(events: list[Event]) -> Iterator[tuple[dt.date, list[Event]]]:
-    for day, group in itertools.groupby(events, key=lambda e: e.at.date()):
-        yield day, list(group)
 
 
 def run_demo(
@@ -153,13 +130,15 @@ def run_demo(
     settings: Settings,
     *,
     orders: int = 3000,
+    step: dt.timedelta = STEP,
     live: threading.Event | None = None,
     echo: Callable[[str], None] = print,
 ) -> DemoReport:
     """Run the demo under ``root`` (``root/lake``, ``root/dagster``); see the module doc.
 
     ``settings`` supply the broker (none: the embedded one) and anything else
-    the user set; the demo sets its lake, partitions and training windows. With
+    the user set; the demo sets its lake, partitions and training windows. ``step``: the
+    simulated clock's step (:mod:`orchestration.demo.timeline`). With
     ``live`` (an event that stops it), keep producing, ingesting and scoring in
     real time after the history until it is set.
     """
@@ -203,12 +182,19 @@ def run_demo(
             )
             app = EventPublisher(bs, registry_api.url)
             events = list(world.events(orders))
-            measure = live_metrics_job_name(ETA.name)
-            for i, (day, todays) in enumerate(_days(events)):
-                _day(pipeline, app, bs, lake, instance, day, todays, first=i == 0, echo=echo)
-                if i:  # the day before has all its labels now
-                    pipeline.run(measure, partition=str(day - dt.timedelta(days=1)))
-            pipeline.run(measure, partition=str(day))
+            Timeline(
+                spec=ETA,
+                topics=(ORDERS_TOPIC, DELIVERED_TOPIC),
+                bootstrap_servers=bs,
+                lake=lake,
+                app=app,
+                instance=instance,
+                defs=pipeline.defs,
+                resources=pipeline.resources,
+                run=pipeline.run,
+                echo=echo,
+                step=step,
+            ).play(events)
             report.events = dict(app.sent)
             reports = list(maintain_lake(lake))
             echo(f"maintenance: compacted and checkpointed {len(reports)} tables")
@@ -254,68 +240,6 @@ def _ingest(bs: str, lake: Lake, instance: dg.DagsterInstance) -> dict[str, int]
         on_commit=bronze_reporter(instance),
     ).run(until_caught_up=True)
     return {t: summary.topics[t].records if t in summary.topics else 0 for t in topics}
-
-
-def _day(
-    pipeline: _Pipeline,
-    app: EventPublisher,
-    bs: str,
-    lake: Lake,
-    instance: dg.DagsterInstance,
-    day: dt.date,
-    events: list[Event],
-    *,
-    first: bool,
-    echo: Callable[[str], None],
-) -> None:
-    t0 = time.monotonic()
-    for e in events:
-        app.send(e)
-    app.flush()
-    added = _ingest(bs, lake, instance)
-    topo, spec = pipeline.topo, ETA
-    pipeline.run(DAILY_TABLES_JOB, partition=str(day))
-    pipeline.run(learn_job_name(spec.name))
-    pipeline.run(DEAD_LETTERS_JOB)
-    scored = (
-        run_scoring(
-            bootstrap_servers=bs,
-            lake=lake,
-            specs=[spec],
-            topic=ORDERS_TOPIC,
-            stop=threading.Event(),
-            from_beginning=first,
-            until_caught_up=True,
-        )
-        if ModelRegistry(lake).names()
-        else None
-    )
-    if scored is not None and scored.predictions:
-        instance.report_runless_asset_event(
-            dg.AssetMaterialization(
-                asset_key=topo.predictions(spec),
-                metadata={"dagster/row_count_added": scored.predictions,
-                          "model_versions": str(sorted(scored.versions))},
-            )
-        )  # fmt: skip
-    why, requests = pipeline.retrain_requests(day)
-    try:
-        for request in requests if not first else []:  # day 1: no history before its holdout
-            pipeline.run_retrain(request, why)
-    except NothingToLearn as e:
-        echo(f"{day}: no batch retrain yet ({e})")
-    retrains = requests if why == "drift" and not first else []
-    models = ModelRegistry(lake)
-    online = models.latest(spec.name, kind="online")
-    metric = f"{online.metrics.get('MAE', float('nan')):.2f}" if online else "-"
-    champion = models.alias(spec.name, "champion")
-    echo(
-        f"{day}: {len(events):,} events -> bronze {sum(added.values()):,}; silver, features, "
-        f"online v{online.version if online else '-'} (MAE {metric}); "
-        f"scored {scored.predictions if scored else 0}; "
-        f"{'drift -> retrained; ' if retrains else ''}champion v{champion} "
-        f"({time.monotonic() - t0:.1f} s)"
-    )
 
 
 def _live(

@@ -150,6 +150,7 @@ class FoodDeliveryWorld:
 class EventPublisher:
     """Sends events as the app would: Confluent's AvroSerializer, schemas registered
     (auto-registration) through a Schema Registry REST API, Kafka timestamp = event time.
+    ``produced`` holds the last acknowledged offset of every topic-partition.
     """
 
     def __init__(self, bootstrap_servers: str, registry_url: str) -> None:
@@ -162,6 +163,12 @@ class EventPublisher:
         role = {"linger.ms": 20, "enable.idempotence": True}  # the demo's own embedded broker
         self._producer = Producer(client_config(bootstrap_servers, None, role))
         self.sent: dict[str, int] = {}
+        self.produced: dict[str, dict[int, int]] = {}  # topic -> partition -> last offset
+
+    def _delivered(self, err: Any, msg: Any) -> None:
+        if err is None:
+            last = self.produced.setdefault(msg.topic(), {})
+            last[msg.partition()] = max(last.get(msg.partition(), -1), msg.offset())
 
     def encode(self, event: Event) -> bytes:
         """The Confluent-framed Avro value of ``event``."""
@@ -183,6 +190,7 @@ class EventPublisher:
                     key=event.key,
                     value=value,
                     timestamp=int(when.timestamp() * 1000),
+                    on_delivery=self._delivered,
                 )
                 break
             except BufferError:
