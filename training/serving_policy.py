@@ -111,7 +111,8 @@ def judge_live(
     champion = registry.alias(spec.name, CHAMPION)
     if current.mode != "shadow" or current.challenger is None or champion is None:
         return None
-    rows = _both_roles(lake, spec, window)
+    rows = _both_roles(lake, spec, window, _line(registry, spec.name, champion),
+                       _line(registry, spec.name, current.challenger))  # fmt: skip
     if rows is None:
         return None
     serving, shadow = (rows.filter(pl.col("role") == r) for r in ("serving", "shadow"))
@@ -138,14 +139,29 @@ def judge_live(
     return judgment
 
 
-def _both_roles(lake: Lake, spec: ModelSpec, window: dt.timedelta) -> pl.DataFrame | None:
-    """Labeled serving and shadow predictions of the events both scored, in the newest
-    ``window`` of event time of the shadow's labeled predictions."""
+def _line(registry: ModelRegistry, name: str, version: int) -> list[int]:
+    """The versions that stand for ``version`` in a comparison: every online version for
+    an online one (the line), else the version itself."""
+    versions = registry.versions(name)
+    if _kind(registry, name, version) != "online":
+        return [version]
+    return versions.filter(pl.col("kind") == "online")["version"].to_list()
+
+
+def _both_roles(
+    lake: Lake, spec: ModelSpec, window: dt.timedelta, serving: list[int], shadow: list[int]
+) -> pl.DataFrame | None:
+    """Labeled predictions of the ``serving`` versions and of the ``shadow`` versions, on
+    the events both scored, in the newest ``window`` of event time of the shadow's."""
     labeled = labeled_predictions(lake, spec.name, spec.feature_set.name)
     if labeled is None:
         return None
-    shadow = labeled.filter(pl.col("role") == "shadow")
-    newest = shadow.select(pl.col("event_time").max()).collect().item()
+    labeled = labeled.filter(
+        ((pl.col("role") == "serving") & pl.col("model_version").is_in(serving))
+        | ((pl.col("role") == "shadow") & pl.col("model_version").is_in(shadow))
+    )
+    shadow_rows = labeled.filter(pl.col("role") == "shadow")
+    newest = shadow_rows.select(pl.col("event_time").max()).collect().item()
     if newest is None:
         return None
     recent = labeled.filter(
@@ -208,7 +224,7 @@ def decide(
     gets the online line as its shadow; then :func:`judge_live`.
 
     >>> [d.reason for d in decide(lake, eta, holdout_days=0.5)]  # doctest: +SKIP
-    ['no champion yet', 'MAE 2.1 vs 3.4: better by 1.3 (meets the margin 0.0)']
+    ["launched as the online line's shadow: live traffic judges it"]
     """
     registry = ModelRegistry(lake)
     out: list[Decision | LiveJudgment] = []
