@@ -45,11 +45,9 @@ WINDOW = dt.timedelta(hours=2)
 MIN_LABELED = 30
 
 
-def _kind(registry: ModelRegistry, name: str, version: int | None) -> str | None:
-    if version is None:
-        return None
-    rows = registry.versions(name).filter(pl.col("version") == version)
-    return None if rows.is_empty() else str(rows["kind"][0])
+def _kinds(registry: ModelRegistry, name: str) -> dict[int | None, str]:
+    """Version -> kind (``online``, ``batch``) of every version of ``name``: one read."""
+    return dict(registry.versions(name).select("version", "kind").iter_rows())
 
 
 def follow_online(registry: ModelRegistry, name: str, version: int) -> list[str]:
@@ -60,16 +58,16 @@ def follow_online(registry: ModelRegistry, name: str, version: int) -> list[str]
     >>> follow_online(registry, "eta", 42)  # doctest: +SKIP
     ['champion']
     """
-    moved = []
+    moved, kinds = [], _kinds(registry, name)
     champion = registry.alias(name, CHAMPION)
-    if champion not in (None, version) and _kind(registry, name, champion) == "online":
+    if champion not in (None, version) and kinds.get(champion) == "online":
         registry.set_alias(name, CHAMPION, version, reason="the online line", by=POLICY)
         moved.append(CHAMPION)
     shadow = registry.launch(name)
     if (
         shadow.mode == "shadow"
         and shadow.challenger != version
-        and _kind(registry, name, shadow.challenger) == "online"
+        and kinds.get(shadow.challenger) == "online"
     ):
         launch(registry, name, "shadow", challenger=version, by=POLICY, reason="the online line")
         moved.append("shadow")
@@ -111,8 +109,8 @@ def judge_live(
     champion = registry.alias(spec.name, CHAMPION)
     if current.mode != "shadow" or current.challenger is None or champion is None:
         return None
-    rows = _both_roles(lake, spec, window, _line(registry, spec.name, champion),
-                       _line(registry, spec.name, current.challenger))  # fmt: skip
+    kinds = _kinds(registry, spec.name)
+    rows = _both_roles(lake, spec, window, _line(kinds, champion), _line(kinds, current.challenger))
     if rows is None:
         return None
     serving, shadow = (rows.filter(pl.col("role") == r) for r in ("serving", "shadow"))
@@ -124,7 +122,7 @@ def judge_live(
     ch_score, _ = score_predictions(spec, shadow)
     better = gain(metric, ch_score, cp_score)
     promoted = better > 0 and better >= margin
-    online_wins = _kind(registry, spec.name, current.challenger) == "online"
+    online_wins = kinds.get(current.challenger) == "online"
     what = "the online line" if online_wins else f"v{current.challenger}"
     reason = (
         f"live {name} of {what} {ch_score:.4f} vs v{champion} {cp_score:.4f} on "
@@ -139,13 +137,12 @@ def judge_live(
     return judgment
 
 
-def _line(registry: ModelRegistry, name: str, version: int) -> list[int]:
+def _line(kinds: dict[int | None, str], version: int) -> list[int]:
     """The versions that stand for ``version`` in a comparison: every online version for
     an online one (the line), else the version itself."""
-    versions = registry.versions(name)
-    if _kind(registry, name, version) != "online":
+    if kinds.get(version) != "online":
         return [version]
-    return versions.filter(pl.col("kind") == "online")["version"].to_list()
+    return [v for v, kind in kinds.items() if kind == "online" and v is not None]
 
 
 def _both_roles(
@@ -228,32 +225,29 @@ def decide(
     """
     registry = ModelRegistry(lake)
     out: list[Decision | LiveJudgment] = []
-    newest = {k: registry.latest(spec.name, kind=k) for k in ("batch", "online")}
-    if registry.alias(spec.name, CHAMPION) is None and (online := newest["online"]) is not None:
-        # Until a champion is named the newest version serves: the online line already.
-        registry.set_alias(spec.name, CHAMPION, online.version, reason="the online line",
-                           by=POLICY)  # fmt: skip
-    if registry.alias(spec.name, CHAMPION) is None:
-        if (batch := newest["batch"]) is not None:
-            out.append(evaluate(lake, spec, batch.version, holdout_days=holdout_days,
-                                margin=margin))  # fmt: skip
-    elif (batch := newest["batch"]) is not None and batch.version not in set(
-        registry.decisions(spec.name)["challenger"].to_list()
-    ):
-        champion = registry.alias(spec.name, CHAMPION)
-        if _kind(registry, spec.name, champion) == "online":
-            out.append(_shadow(registry, spec, batch.version, champion))
-        else:
-            out.append(evaluate(lake, spec, batch.version, holdout_days=holdout_days,
-                                margin=margin))  # fmt: skip
+    kinds = _kinds(registry, spec.name)  # no artifact is read to decide
+    batch, online = (max((v for v, k in kinds.items() if k == kind and v is not None),
+                         default=None) for kind in ("batch", "online"))  # fmt: skip
     champion = registry.alias(spec.name, CHAMPION)
-    online = newest["online"]
+    if champion is None and online is not None:
+        # Until a champion is named the newest version serves: the online line already.
+        registry.set_alias(spec.name, CHAMPION, online, reason="the online line", by=POLICY)
+        champion = online
+    if champion is None:
+        if batch is not None:
+            out.append(evaluate(lake, spec, batch, holdout_days=holdout_days, margin=margin))
+    elif batch is not None and batch not in set(registry.decisions(spec.name)["challenger"]):
+        if kinds.get(champion) == "online":
+            out.append(_shadow(registry, spec, batch, champion))
+        else:
+            out.append(evaluate(lake, spec, batch, holdout_days=holdout_days, margin=margin))
+    champion = registry.alias(spec.name, CHAMPION)
     if (
         online is not None
-        and _kind(registry, spec.name, champion) == "batch"
+        and kinds.get(champion) == "batch"
         and registry.launch(spec.name).mode == "none"
     ):
-        launch(registry, spec.name, "shadow", challenger=online.version, by=POLICY,
+        launch(registry, spec.name, "shadow", challenger=online, by=POLICY,
                reason=f"the online line challenges v{champion}")  # fmt: skip
     judgment = judge_live(lake, spec, margin=margin)
     return [*out, judgment] if judgment is not None else out

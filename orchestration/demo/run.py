@@ -38,7 +38,7 @@ from ingest import (
 )
 from lake import Lake, SchemaStore, maintain_lake
 from lake.names import DEAD_LETTERS, predictions
-from orchestration.defs import Topology, build_definitions
+from orchestration.defs import build_definitions
 from orchestration.defs.automation import (
     learn_job_name,
 )
@@ -94,11 +94,10 @@ class DemoReport:
 
 class _Pipeline:
     """The demo's Dagster side: the UI's own definitions and their named jobs, run
-    in-process into a real instance; the drift sensor and the retrain schedule evaluated
-    by Dagster, their runs launched as the daemon would (the retrain job by name)."""
+    in-process into a real instance (the sensors' and schedule's runs too, launched by
+    :class:`~orchestration.demo.timeline.Timeline` as the daemon would, by job name)."""
 
     def __init__(self, settings: Settings, instance: dg.DagsterInstance) -> None:
-        self.topo = Topology([ETA])
         self.defs = build_definitions(settings)
         self.resources = {"lake": LakeResource.from_settings(settings)}
         self.instance = instance

@@ -89,6 +89,7 @@ class Timeline:
         self.threads: list[threading.Thread] = []
         self.errors: list[BaseException] = []
         self.retrains = 0
+        self._tables: dict[str, Any] = {}  # the fenced tables the clock polls, kept open
 
     # -- the deployment's long-running parts -----------------------------------------
 
@@ -222,8 +223,12 @@ class Timeline:
             want = self.app.produced.get(topic, {})
             if not want:
                 continue
+            table = self._tables.get(table_name)
             try:
-                table = self.lake.table(table_name)
+                if table is None:
+                    table = self._tables[table_name] = self.lake.table(table_name)
+                else:
+                    table.update_incremental()  # only the log entries since the last poll
             except TableNotInLake:
                 return f"{table_name} does not exist yet"
             have = txn_versions(table, fence, want)
