@@ -292,8 +292,6 @@ def _ui_pages_and_a_backfill(page: Page, url: str, lake: str) -> str:
     """In a real browser: the asset graph, the online model's page with its plot, and a
     two-day backfill of silver launched from the asset's Materialize dialog. Returns
     the backfill's id."""
-    nag = page.get_by_text("Join the Dagster community")  # a newsletter dialog, at random
-    page.add_locator_handler(nag, lambda: page.get_by_role("button", name="Skip").click())
     page.goto(f"{url}/asset-groups")
     graph = page.get_by_text("Global asset lineage")
     expect(graph).to_be_visible()

@@ -68,6 +68,7 @@ def test_dagster_yaml_keeps_runs_in_postgres(postgres, tmp_path, monkeypatch, la
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert not instance.nux_enabled  # no newsletter dialog over the deployment's UI
 
         @dg.asset
         def probe() -> int:
