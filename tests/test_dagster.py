@@ -261,9 +261,26 @@ def test_the_drift_sensor_and_the_schedules(fed):
     when = dt.datetime(2026, 11, 3, 3, tzinfo=dt.UTC)
     for schedule in by_name.values():
         requests = schedule.evaluate_tick(
-            dg.build_schedule_context(instance=instance, scheduled_execution_time=when)
+            dg.build_schedule_context(
+                instance=instance, scheduled_execution_time=when, resources=resources
+            )
         ).run_requests
         assert len(requests) == 1, schedule.name
+
+    # With no labeled row before the holdout, neither asks for a retrain that would fail:
+    # they skip, saying why, and the drift sensor's cursor stays for when there is data.
+    early = {"lake": LakeResource.from_settings(settings.model_copy(update={
+        "holdout_days": 400.0, "retrain_window_days": 1.0}))}  # fmt: skip
+    nothing = by_name["retrain_eta_daily"].evaluate_tick(
+        dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=when, resources=early
+        )
+    )
+    assert not nothing.run_requests
+    assert nothing.skip_message.startswith("nothing to retrain on yet: no labeled rows of")
+    skipped = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=early))
+    assert not skipped.run_requests and skipped.cursor is None
+    assert "widen window_days or shrink holdout_days" in skipped.skip_message
 
 
 def _graphql(port: int, query: str, variables: dict | None = None) -> dict:

@@ -234,6 +234,7 @@ PUBLIC = {
         "retrain",
         "score",
         "table_versions",
+        "training_window",
     ],
     "orchestration": [
         "ConfigError",

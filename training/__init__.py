@@ -18,7 +18,7 @@ from training.model_registry import (
     os_user,
 )
 from training.online import OnlineRun, learn_online, replay_online
-from training.retrain import holdout_start, retrain
+from training.retrain import holdout_start, retrain, training_window
 from training.rows import Rows, labeled_rows, newest_labeled, predict, score, table_versions
 from training.scoring import (
     PREDICTION_SCHEMA,
@@ -81,4 +81,5 @@ __all__ = [
     "retrain",
     "score",
     "table_versions",
+    "training_window",
 ]

@@ -15,10 +15,17 @@ import time
 from lake import Lake
 from training.errors import NothingToLearn
 from training.model_registry import ModelRegistry, ModelVersion
-from training.rows import labeled_rows, newest_labeled, predict, score, table_versions
+from training.rows import (
+    count_labeled,
+    labeled_rows,
+    newest_labeled,
+    predict,
+    score,
+    table_versions,
+)
 from training.specs import ModelSpec
 
-__all__ = ["holdout_start", "retrain"]
+__all__ = ["holdout_start", "retrain", "training_window"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,28 @@ def holdout_start(lake: Lake, spec: ModelSpec, holdout_days: float) -> dt.dateti
     return newest - dt.timedelta(days=holdout_days)
 
 
+def training_window(
+    lake: Lake, spec: ModelSpec, *, window_days: float = 7.0, holdout_days: float = 1.0
+) -> tuple[dt.datetime, dt.datetime]:
+    """``(since, before)``: the event times a :func:`retrain` learns from, the
+    ``window_days`` before the holdout. Raises :class:`NothingToLearn`, saying what to
+    change, when no labeled row lies there, so a schedule or sensor can skip a retrain
+    that would fail (it reads one count, no rows).
+
+    >>> training_window(lake, eta, window_days=1.5, holdout_days=0.5)  # doctest: +SKIP
+    (datetime.datetime(2026, 11, 1, 2, 33, ...), datetime.datetime(2026, 11, 2, 14, 33, ...))
+    """
+    split = holdout_start(lake, spec, holdout_days)
+    since = split - dt.timedelta(days=window_days)
+    if not count_labeled(lake, spec, since=since, before=split):
+        raise NothingToLearn(
+            f"no labeled rows of {spec.feature_set.name!r} in the {window_days} days before "
+            f"the holdout (from {split:%Y-%m-%d %H:%M}); widen window_days or shrink "
+            "holdout_days, or wait for more labels"
+        )
+    return since, split
+
+
 def retrain(
     lake: Lake,
     spec: ModelSpec,
@@ -45,13 +74,8 @@ def retrain(
 ) -> ModelVersion:
     """Train a fresh ``spec`` model on the window before the holdout; register it."""
     t0 = time.monotonic()
-    split = holdout_start(lake, spec, holdout_days)
-    train = labeled_rows(lake, spec, since=split - dt.timedelta(days=window_days), before=split)
-    if not len(train):
-        raise NothingToLearn(
-            f"no labeled rows of {spec.feature_set.name!r} in the {window_days} days before "
-            f"the holdout (from {split:%Y-%m-%d %H:%M}); widen window_days or shrink holdout_days"
-        )
+    since, split = training_window(lake, spec, window_days=window_days, holdout_days=holdout_days)
+    train = labeled_rows(lake, spec, since=since, before=split)
     holdout = labeled_rows(lake, spec, since=split)
     model, metric = spec.make_model(), spec.make_metric()
     for p in range(passes):

@@ -15,7 +15,15 @@ from lake.names import features as features_table
 from training.model_registry import Cursor, OffsetRanges
 from training.specs import ModelSpec
 
-__all__ = ["Rows", "labeled_rows", "newest_labeled", "predict", "score", "table_versions"]
+__all__ = [
+    "Rows",
+    "count_labeled",
+    "labeled_rows",
+    "newest_labeled",
+    "predict",
+    "score",
+    "table_versions",
+]
 
 
 @dataclass
@@ -73,15 +81,7 @@ def labeled_rows(
         table = lake.table(features_table(fs.name))
     except TableNotInLake:
         return Rows(pl.DataFrame(), [], [], pl.Series([], dtype=pl.Datetime("us", "UTC")), None)
-    frame = pl.scan_delta(table).filter(pl.col("label").is_not_null())
-    if after:
-        frame = frame.filter(~_upto(after))
-    if until:
-        frame = frame.filter(_upto(until))
-    if since is not None:
-        frame = frame.filter(pl.col(fs.event_time) >= since)
-    if before is not None:
-        frame = frame.filter(pl.col(fs.event_time) < before)
+    frame = _labeled(pl.scan_delta(table), spec, after, until, since, before)
     df = frame.sort([fs.event_time, *EVENT_ORDER_TIEBREAK]).collect()
     names = spec.feature_names
     xs = df.select(names).to_dicts()
@@ -89,6 +89,46 @@ def labeled_rows(
         xs = [{k: v for k, v in x.items() if v is not None} for x in xs]
     y = df["label"].to_list()  # typed as the schema types it: classes stay str/int/bool
     return Rows(df, xs, y, df[fs.event_time], table.version())
+
+
+def count_labeled(
+    lake: Lake, spec: ModelSpec, *, since: dt.datetime | None = None,
+    before: dt.datetime | None = None,
+) -> int:  # fmt: skip
+    """How many rows :func:`labeled_rows` would return for ``since``/``before``; no row
+    is built.
+
+    >>> count_labeled(lake, eta, since=t0, before=t1)  # doctest: +SKIP
+    420
+    """
+    try:
+        table = lake.table(features_table(spec.feature_set.name))
+    except TableNotInLake:
+        return 0
+    frame = _labeled(pl.scan_delta(table), spec, None, None, since, before)
+    return int(frame.select(pl.len()).collect().item())
+
+
+def _labeled(
+    frame: pl.LazyFrame,
+    spec: ModelSpec,
+    after: Cursor | None,
+    until: Cursor | None,
+    since: dt.datetime | None,
+    before: dt.datetime | None,
+) -> pl.LazyFrame:
+    """The labeled rows of ``frame`` within the label cursors and event-time bounds."""
+    event_time = spec.feature_set.event_time
+    frame = frame.filter(pl.col("label").is_not_null())
+    if after:
+        frame = frame.filter(~_upto(after))
+    if until:
+        frame = frame.filter(_upto(until))
+    if since is not None:
+        frame = frame.filter(pl.col(event_time) >= since)
+    if before is not None:
+        frame = frame.filter(pl.col(event_time) < before)
+    return frame
 
 
 def newest_labeled(lake: Lake, spec: ModelSpec) -> dt.datetime | None:

@@ -16,7 +16,7 @@ import polars as pl
 from orchestration.defs.jobs import maintenance_job
 from orchestration.defs.resources import LakeResource
 from orchestration.defs.topology import Topology
-from training import ModelRegistry, ModelSpec, judge_live
+from training import ModelRegistry, ModelSpec, NothingToLearn, judge_live, training_window
 
 __all__ = [
     "DAILY_TABLES_JOB",
@@ -138,14 +138,8 @@ def build_automation(topo: Topology) -> tuple[list[Any], list[Any], list[Any]]:
             description=f"Retrain {spec.name} in batch, then evaluate and promote.",
         )
         jobs.append(retrain_job)
-        schedules.append(
-            dg.ScheduleDefinition(
-                name=retrain_schedule_name(spec.name),
-                job=retrain_job,
-                cron_schedule="0 3 * * *",
-            )
-        )
-        sensors.append(_drift_sensor(spec.name, retrain_job))
+        schedules.append(_retrain_schedule(spec, retrain_job))
+        sensors.append(_drift_sensor(spec, retrain_job))
         judge_job = dg.define_asset_job(
             name=judge_job_name(spec.name),
             selection=dg.AssetSelection.assets(topo.model(spec, "champion")),
@@ -156,7 +150,42 @@ def build_automation(topo: Topology) -> tuple[list[Any], list[Any], list[Any]]:
     return jobs, schedules, sensors
 
 
-def _drift_sensor(model: str, job: Any) -> dg.SensorDefinition:
+def _untrainable(spec: ModelSpec, lake: LakeResource) -> str | None:
+    """Why a retrain of ``spec`` would find nothing to learn now (None: it would not)."""
+    try:
+        training_window(
+            lake.handle(),
+            spec,
+            window_days=lake.retrain_window_days,
+            holdout_days=lake.holdout_days,
+        )
+    except NothingToLearn as e:
+        return f"nothing to retrain on yet: {e}"
+    return None
+
+
+def _retrain_schedule(spec: ModelSpec, job: Any) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name=retrain_schedule_name(spec.name),
+        job=job,
+        cron_schedule="0 3 * * *",
+        description=f"Retrain {spec.name} in batch every night at 03:00 (skipped, saying "
+        "why, while the window before the holdout holds no labeled row).",
+    )
+    def retrain_schedule(
+        context: dg.ScheduleEvaluationContext, lake: LakeResource
+    ) -> dg.RunRequest | dg.SkipReason:
+        why_not = _untrainable(spec, lake)
+        if why_not:
+            return dg.SkipReason(why_not)
+        return dg.RunRequest(tags={"eventlake/reason": "schedule"})
+
+    return retrain_schedule
+
+
+def _drift_sensor(spec: ModelSpec, job: Any) -> dg.SensorDefinition:
+    model = spec.name
+
     @dg.sensor(
         name=drift_sensor_name(model),
         job=job,
@@ -177,6 +206,9 @@ def _drift_sensor(model: str, job: Any) -> dg.SensorDefinition:
         detections = registry.drift(model, after_version=seen)
         if detections.is_empty():
             return dg.SensorResult(skip_reason=f"no drift detected after v{seen}")
+        why_not = _untrainable(spec, lake)
+        if why_not:  # the cursor stays: the drift is retrained on once there is data
+            return dg.SensorResult(skip_reason=why_not)
         newest = int(detections["version"].max())  # type: ignore[arg-type]
         first = detections.row(0, named=True)
         return dg.SensorResult(
