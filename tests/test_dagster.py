@@ -196,9 +196,7 @@ def test_assets_materialize_and_a_backfill_equals_the_stream(fed):
     assert online["version"].value in (1, 2)  # batch and online may run in either order
     assert online["rows_learned"].value > 400
     assert float(online["MAE"].value) < 10 and online["plot_file"].value.endswith(".png")
-    assert online["metric_over_event_time"].value.startswith(
-        "![MAE over event time](data:image/png"
-    )
+    assert "metric_over_event_time" not in online  # no PNG in every event of the log
     champion = models.asset_materializations_for_node("models__eta__champion")[0].metadata
     assert champion["champion"].value in (1, 2)
     assert all(e.passed for e in models.get_asset_check_evaluations())
@@ -272,9 +270,7 @@ def test_the_drift_sensor_and_the_schedules(fed):
     early = {"lake": LakeResource.from_settings(settings.model_copy(update={
         "holdout_days": 400.0, "retrain_window_days": 1.0}))}  # fmt: skip
     nothing = by_name["retrain_eta_daily"].evaluate_tick(
-        dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=when, resources=early
-        )
+        dg.build_schedule_context(instance=instance, scheduled_execution_time=when, resources=early)
     )
     assert not nothing.run_requests
     assert nothing.skip_message.startswith("nothing to retrain on yet: no labeled rows of")

@@ -8,6 +8,8 @@ live metrics.
   ``models/<m>/live_metrics``.
 """
 
+import os
+import time
 from typing import Any
 
 import dagster as dg
@@ -30,6 +32,13 @@ from training import (
 )
 
 __all__ = ["model_assets"]
+
+PLOT_EVERY_S = 60.0  # the online model's plot is redrawn at most this often (wall clock)
+
+
+def _stale(path: str) -> bool:
+    """Whether the plot at ``path`` is missing or older than :data:`PLOT_EVERY_S`."""
+    return not os.path.exists(path) or time.time() - os.path.getmtime(path) > PLOT_EVERY_S
 
 
 def model_assets(
@@ -57,7 +66,7 @@ def model_assets(
             "learn) from the labeled rows since its last version."
             + (
                 f"\n\n{metric} over event time, as of when these definitions loaded (the newest "
-                f"is the `metric_over_event_time` metadata):\n\n{plot}"
+                f"is the `plot_file` of the latest materialization):\n\n{plot}"
                 if plot
                 else ""
             )
@@ -78,7 +87,9 @@ def model_assets(
             "drift_detections": len(run.drifts),
         }
         if mv is not None:
-            png = metric_plot(handle, spec.name)
+            png = plot_path(handle, spec.name)
+            if _stale(png):  # a report over all history: not on every increment
+                metric_plot(handle, spec.name)
             meta |= {
                 "version": mv.version,
                 # Text, not a number: Dagster would plot it over the wall-clock time of
@@ -86,10 +97,6 @@ def model_assets(
                 metric: dg.MetadataValue.text(f"{mv.metrics.get(metric, float('nan')):.4f}"),
                 "event_time_to": str(mv.event_time_to),
                 "plot_file": dg.MetadataValue.path(png),
-                # The UI renders markdown images, data URIs included: the plot inline.
-                "metric_over_event_time": dg.MetadataValue.md(
-                    inline_image(png, f"{metric} over event time")
-                ),
             }
         return dg.MaterializeResult(metadata=meta)
 
