@@ -21,6 +21,7 @@ from training import ModelRegistry, ModelSpec, NothingToLearn, judge_live, train
 __all__ = [
     "DAILY_TABLES_JOB",
     "DEAD_LETTERS_JOB",
+    "MAINTENANCE_SCHEDULE",
     "build_automation",
     "drift_sensor_name",
     "judge_job_name",
@@ -34,6 +35,7 @@ __all__ = [
 DAILY_TABLES_JOB = "silver_and_features"  # days of event time: silver, then features
 DEAD_LETTERS_JOB = "reprocess_dead_letters"
 AUTOMATION_SENSOR = "eager_automation"
+MAINTENANCE_SCHEDULE = "nightly_maintenance"
 
 
 def live_metrics_job_name(model: str) -> str:
@@ -102,7 +104,7 @@ def build_automation(topo: Topology) -> tuple[list[Any], list[Any], list[Any]]:
     ]
     schedules: list[Any] = [
         dg.ScheduleDefinition(
-            name="nightly_maintenance", job=maintenance_job, cron_schedule="30 2 * * *"
+            name=MAINTENANCE_SCHEDULE, job=maintenance_job, cron_schedule="30 2 * * *"
         )
     ]
     sensors: list[Any] = [

@@ -36,6 +36,7 @@ from lake.offsets import silver_app_id, txn_versions
 from orchestration.defs.automation import (
     DAILY_TABLES_JOB,
     DEAD_LETTERS_JOB,
+    MAINTENANCE_SCHEDULE,
     drift_sensor_name,
     judge_job_name,
     learn_job_name,
@@ -44,6 +45,7 @@ from orchestration.defs.automation import (
     retrain_schedule_name,
     shadow_sensor_name,
 )
+from orchestration.defs.jobs import maintenance_job
 from orchestration.defs.reports import bronze_reporter
 from orchestration.defs.ticks import schedule_tick, sensor_tick
 from orchestration.demo.simulation import Event, EventPublisher
@@ -53,8 +55,15 @@ from training import ModelRegistry, ModelSpec, prediction_app_id
 
 __all__ = ["STEP", "Timeline"]
 
+MAINTENANCE_JOB = maintenance_job.name
+
 STEP = dt.timedelta(minutes=30)
 RETRAIN_AT = dt.time(3)  # the retrain schedule's cron, 0 3 * * *
+MAINTENANCE_AT = dt.time(2, 30)  # nightly_maintenance's cron, 30 2 * * *
+
+
+def _at(now: dt.datetime, when: dt.time) -> dt.datetime:
+    return dt.datetime.combine(now.date(), when, tzinfo=dt.UTC)
 
 
 class Timeline:
@@ -160,15 +169,22 @@ class Timeline:
         for request in sensor_tick(self.defs, drift_sensor_name(name), self.instance,
                                    self.resources):  # fmt: skip
             self._retrain(request, "drift")
-        cron = dt.datetime.combine(now.date(), RETRAIN_AT, tzinfo=dt.UTC)
-        if now < cron <= now + self.step:
-            at = schedule_tick(self.defs, retrain_schedule_name(name), self.instance,
-                               self.resources, cron)  # fmt: skip
-            for request in at:
+        if self._due(now, MAINTENANCE_AT):  # compaction keeps each step's reads small
+            for request in self._schedule(MAINTENANCE_SCHEDULE, _at(now, MAINTENANCE_AT)):
+                self.run(MAINTENANCE_JOB, reason="schedule", tags=request.tags)
+        if self._due(now, RETRAIN_AT):
+            for request in self._schedule(retrain_schedule_name(name), _at(now, RETRAIN_AT)):
                 self._retrain(request, "schedule")
         for request in sensor_tick(self.defs, shadow_sensor_name(name), self.instance,
                                    self.resources):  # fmt: skip
             self.run(judge_job_name(name), reason="live traffic", tags=request.tags)
+
+    def _schedule(self, name: str, at: dt.datetime) -> list[dg.RunRequest]:
+        return schedule_tick(self.defs, name, self.instance, self.resources, at)
+
+    def _due(self, now: dt.datetime, when: dt.time) -> bool:
+        """Whether a daily schedule at ``when`` ticks within this step."""
+        return now < _at(now, when) <= now + self.step
 
     def _retrain(self, request: dg.RunRequest, why: str) -> None:
         # The schedule and the sensor skip, saying why, while there is nothing to learn.
