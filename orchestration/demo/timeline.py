@@ -66,6 +66,11 @@ def _at(now: dt.datetime, when: dt.time) -> dt.datetime:
     return dt.datetime.combine(now.date(), when, tzinfo=dt.UTC)
 
 
+def _due(start: dt.datetime, end: dt.datetime, when: dt.time) -> bool:
+    """Whether a daily schedule at ``when`` ticks within the step ``[start, end)``."""
+    return start < _at(start, when) <= end
+
+
 class Timeline:
     """Walks ``events`` through the deployment step by step; see the module doc.
 
@@ -141,7 +146,7 @@ class Timeline:
         scoring = False
         try:
             day_started, days = time.monotonic(), []
-            for now, due in _steps(events, self.step):
+            for now, end, due in _steps(events, self.step):
                 for e in due:
                     self.app.send(e)
                 self.app.flush()
@@ -151,8 +156,8 @@ class Timeline:
                     self._start_scoring()  # the first version exists: serving starts
                     scoring = True
                     self._wait(scoring)
-                self._tick(now)
-                if (now + self.step).date() != now.date() or now + self.step > events[-1].at:
+                self._tick(now, end)
+                if end.date() != now.date() or end > events[-1].at:  # the day is over
                     days.append(now.date())
                     self._day_done(days, time.monotonic() - day_started)
                     day_started = time.monotonic()
@@ -163,16 +168,16 @@ class Timeline:
                 t.join(30)
         self._raise_errors()
 
-    def _tick(self, now: dt.datetime) -> None:
+    def _tick(self, now: dt.datetime, end: dt.datetime) -> None:
         """Dagster evaluates the sensors (and the schedule, if its time passed)."""
         name = self.spec.name
         for request in sensor_tick(self.defs, drift_sensor_name(name), self.instance,
                                    self.resources):  # fmt: skip
             self._retrain(request, "drift")
-        if self._due(now, MAINTENANCE_AT):  # compaction keeps each step's reads small
+        if _due(now, end, MAINTENANCE_AT):  # compaction keeps each step's reads small
             for request in self._schedule(MAINTENANCE_SCHEDULE, _at(now, MAINTENANCE_AT)):
                 self.run(MAINTENANCE_JOB, reason="schedule", tags=request.tags)
-        if self._due(now, RETRAIN_AT):
+        if _due(now, end, RETRAIN_AT):
             for request in self._schedule(retrain_schedule_name(name), _at(now, RETRAIN_AT)):
                 self._retrain(request, "schedule")
         for request in sensor_tick(self.defs, shadow_sensor_name(name), self.instance,
@@ -181,10 +186,6 @@ class Timeline:
 
     def _schedule(self, name: str, at: dt.datetime) -> list[dg.RunRequest]:
         return schedule_tick(self.defs, name, self.instance, self.resources, at)
-
-    def _due(self, now: dt.datetime, when: dt.time) -> bool:
-        """Whether a daily schedule at ``when`` ticks within this step."""
-        return now < _at(now, when) <= now + self.step
 
     def _retrain(self, request: dg.RunRequest, why: str) -> None:
         # The schedule and the sensor skip, saying why, while there is nothing to learn.
@@ -256,16 +257,28 @@ class Timeline:
             raise DemoError(f"a demo service failed: {self.errors[0]!r}") from self.errors[0]
 
 
-def _steps(events: list[Event], step: dt.timedelta) -> Iterator[tuple[dt.datetime, list[Event]]]:
-    """(the step's start, its events) for consecutive steps from the first event's."""
+def _steps(
+    events: list[Event], step: dt.timedelta
+) -> Iterator[tuple[dt.datetime, dt.datetime, list[Event]]]:
+    """(start, end, events) of consecutive steps from the first event's hour; a step
+    ends early at midnight, so that every day ends with a step.
+
+    >>> t = dt.datetime(2026, 11, 1, 22, 10, tzinfo=dt.UTC)
+    >>> es = [Event(t, "o", 1, {}), Event(t + dt.timedelta(hours=3), "o", 1, {})]
+    >>> [(a.strftime("%d %H:%M"), b.strftime("%d %H:%M"), len(e))
+    ...  for a, b, e in _steps(es, dt.timedelta(minutes=90))]
+    [('01 22:00', '01 23:30', 1), ('01 23:30', '02 00:00', 0), ('02 00:00', '02 01:30', 1)]
+    """
     if not events:
         return
     t = events[0].at.replace(minute=0, second=0, microsecond=0)
     i = 0
     while i < len(events):
+        midnight = dt.datetime.combine(t.date() + dt.timedelta(days=1), dt.time(), t.tzinfo)
+        end = min(t + step, midnight)
         due = []
-        while i < len(events) and events[i].at < t + step:
+        while i < len(events) and events[i].at < end:
             due.append(events[i])
             i += 1
-        yield t, due
-        t += step
+        yield t, end, due
+        t = end
