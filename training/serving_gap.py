@@ -32,7 +32,7 @@ from lake.names import (
     features,
 )
 from training.model_registry import ModelRegistry
-from training.rows import labeled_rows, predict
+from training.rows import Rows, labeled_rows, predict
 from training.scoring import labeled_predictions
 from training.specs import ModelSpec
 
@@ -55,6 +55,9 @@ class ServingGap:
     batch_only: float | None
     delayed_window: float | None = None  # the online learner, labels learned on arrival
     delayed: float | None = None
+    blind: int = 0  # served events of the window placed before any of its labels arrived
+    served_count: int = 0  # served events of the window
+    blind_floor: float | None = None  # the served window error if every other event had none
 
     @property
     def window_ratio(self) -> float | None:
@@ -105,7 +108,10 @@ def serving_gap(
     if batch is not None and batch.height:
         since = batch.select(pl.col("event_time").min()).item()
     online = _online_trace(lake, spec)
-    delayed = _delayed(lake, spec)
+    rows = labeled_rows(lake, spec)
+    arrived = _arrivals(lake, spec, rows)
+    delayed = _delayed(spec, rows, arrived)
+    blind, count, floor = _blind(served, rows, arrived, span)
     return ServingGap(
         window=span,
         since=since,
@@ -116,6 +122,9 @@ def serving_gap(
         batch_only=_mean(batch, since, None),
         delayed_window=_mean(delayed, *span),
         delayed=_mean(delayed, since, None),
+        blind=blind,
+        served_count=count,
+        blind_floor=floor,
     )
 
 
@@ -194,13 +203,10 @@ def _batch_only(lake: Lake, spec: ModelSpec, holdout: dt.timedelta) -> pl.DataFr
     return pl.DataFrame([when, pl.Series("error", [e for _, e in out], pl.Float64)])
 
 
-def _delayed(lake: Lake, spec: ModelSpec) -> pl.DataFrame | None:
-    """The online learner's error under delayed progressive validation: River's
-    question/answer simulation over the labeled rows (asked at the event time, answered
-    at the label event's Kafka timestamp), predicting each question, learning each
-    answer."""
+def _arrivals(lake: Lake, spec: ModelSpec, rows: Rows) -> list[dt.datetime] | None:
+    """When each of ``rows``' labels arrived: its label event's Kafka timestamp (None:
+    the label is a column of the event itself)."""
     label = spec.feature_set.label
-    rows = labeled_rows(lake, spec)
     if not len(rows) or label is None or isinstance(label, str):
         return None
     _, part, off = LABEL_COORDINATES
@@ -209,7 +215,7 @@ def _delayed(lake: Lake, spec: ModelSpec) -> pl.DataFrame | None:
         pl.col(KAFKA_OFFSET).alias(off),
         pl.col(KAFKA_TIMESTAMP).alias("_answered"),
     )
-    answered = (
+    answered: list[dt.datetime] = (
         rows.frame.lazy()
         .select(part, off)
         .with_row_index("_row")
@@ -218,6 +224,44 @@ def _delayed(lake: Lake, spec: ModelSpec) -> pl.DataFrame | None:
         .collect()["_answered"]
         .to_list()
     )
+    return answered
+
+
+def _blind(
+    served: pl.DataFrame | None,
+    rows: Rows,
+    arrived: list[dt.datetime] | None,
+    span: tuple[dt.datetime, dt.datetime],
+) -> tuple[int, int, float | None]:
+    """(blind, served, floor) in ``span``: how many served events were placed before the
+    first label of any event of ``span`` arrived, how many were served, and what the
+    window's mean error would still be if every other event had been served without
+    error. Those blind events were served knowing no label from after the change, as any
+    server that learns from labels would have served them."""
+    if served is None or arrived is None:
+        return 0, 0, None
+    start, end = span
+    window = served.filter((pl.col("event_time") >= start) & (pl.col("event_time") < end))
+    first = min(
+        (a for t, a in zip(rows.event_time.to_list(), arrived, strict=True)
+         if a is not None and t >= start),
+        default=None,
+    )  # fmt: skip
+    if not window.height or first is None:
+        return 0, window.height, None
+    blind = window.filter(pl.col("event_time") < first)
+    return blind.height, window.height, float(blind["error"].sum()) / window.height
+
+
+def _delayed(
+    spec: ModelSpec, rows: Rows, answered: list[dt.datetime] | None
+) -> pl.DataFrame | None:
+    """The online learner's error under delayed progressive validation: River's
+    question/answer simulation over the labeled rows (asked at the event time, answered
+    at the label event's Kafka timestamp), predicting each question, learning each
+    answer."""
+    if answered is None:
+        return None
     asked = rows.event_time.to_list()
     questions: list[dict[Any, Any]] = [{"i": i} for i in range(len(rows))]
     model = spec.make_model()

@@ -253,7 +253,9 @@ def _gap_line(g: ServingGap) -> str:
         f"each label when it arrives (River's delayed progressive validation, the best a "
         f"served model can do): 2 h after the drift {f(g.delayed_window)} (served "
         f"{'-' if g.delayed_ratio is None else f'{g.delayed_ratio:.2f}'}x), since the first "
-        f"batch {f(g.delayed)}"
+        f"batch {f(g.delayed)}; {g.blind} of the {g.served_count} orders served in those 2 h "
+        f"were placed before any of their labels arrived, and their error alone makes the "
+        f"served mean there {f(g.blind_floor)} even if every other order were served exactly"
     )
 
 
