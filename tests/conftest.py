@@ -23,9 +23,11 @@ CLI = [sys.executable, "-m", "orchestration"]
 
 @pytest.fixture(scope="session")
 def broker() -> Iterator[EmbeddedBroker]:
-    """One embedded Tansu broker for the session, stopped at the end."""
-    with EmbeddedBroker() as b:
-        yield b
+    """One embedded Tansu broker for the session, stopped at the end (its storage is
+    memory: nothing to wait for on SIGTERM)."""
+    b = EmbeddedBroker().start()
+    yield b
+    b.stop(timeout_s=1.0)
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ def test_the_demo_runs_the_whole_pipeline_and_leaves_it_for_the_ui(tmp_path):
             "--orders",
             "900",
             "--step-minutes",
-            "60",
+            "120",
         ],
         env=env,
         capture_output=True,
@@ -74,6 +74,11 @@ def test_the_demo_runs_the_whole_pipeline_and_leaves_it_for_the_ui(tmp_path):
     delayed = re.search(r"2 h after the drift ([\d.]+) \(served ([\d.]+)x\)", text)
     assert delayed, text[-2000:]
     assert abs(served_window / float(delayed.group(1)) - float(delayed.group(2))) < 0.006
+    # What no server can do better on: orders placed before any label after the drift.
+    blind = re.search(r"(\d+) of the (\d+) orders served .* served mean there ([\d.]+)", text)
+    assert blind, text[-2000:]
+    assert 0 < int(blind.group(1)) < int(blind.group(2))
+    assert 0 < float(blind.group(3)) < served_window
     predictions = pl.read_delta(str(lake / "predictions" / "eta"))
     serving = predictions.filter(pl.col("role") == "serving")
     assert serving.height == serving.select(pl.struct("input_partition", "input_offset")
@@ -86,7 +91,7 @@ def test_the_demo_runs_the_whole_pipeline_and_leaves_it_for_the_ui(tmp_path):
     served_by = serving.join(versions.select("version", "kind", "event_time_to"),
                              left_on="model_version", right_on="version")  # fmt: skip
     online = served_by.filter(pl.col("kind") == "online")
-    assert online["model_version"].n_unique() >= 15
+    assert online["model_version"].n_unique() >= 8  # a dozen steps of 2 h
     first = versions.filter(pl.col("kind") == "online")["version"].min()
     after_first = online.filter(pl.col("model_version") > first)
     assert after_first.height > 600
