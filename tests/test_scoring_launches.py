@@ -5,6 +5,7 @@ fence and group, and every (model, target, role, input offset) is written once."
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import threading
 import time
 import uuid
@@ -128,3 +129,45 @@ def test_the_online_line_serves_batch_challenges_in_shadow_and_live_traffic_judg
     history = registry.alias_history(eta.name).filter(pl.col("alias") == "champion")
     assert history["reason"][-1].startswith("rollback to the online line: live MAE")
     assert registry.decisions(eta.name)["promoted"].to_list()[-1] is True
+
+
+def test_a_drift_after_a_batch_champion_was_trained_hands_serving_back_to_the_online_line(
+    broker, tmp_path
+):
+    topic = f"orders-{uuid.uuid4().hex[:8]}"
+    lake, eta, _ = trained_lake(broker, str(tmp_path / "lake"), topic)  # online v1, v2
+    registry = ModelRegistry(lake)
+    follow_online(registry, eta.name, 2)
+    batch = retrain(lake, eta, window_days=30, holdout_days=1e-6)
+    decide(lake, eta, holdout_days=1e-6)  # launched as the online line's shadow
+    promote(registry, eta.name, batch.version, by="test")  # as a live win would
+    launch(registry, eta.name, "shadow", challenger=2, by="test", reason="the online line")
+    trained_to = batch.event_time_to
+    assert trained_to is not None
+
+    def drift_at(when: dt.datetime) -> None:
+        row = {"name": eta.name, "version": 2, "event_time": when, "detector": "ADWIN"}
+        registry.record_drift([row | {"statistic": 9.0, "rows_seen": 400}])
+
+    # A drift within the batch version's training window: it learned that world.
+    drift_at(trained_to - dt.timedelta(hours=1))
+    assert decide(lake, eta, holdout_days=1e-6) == []
+    assert registry.alias(eta.name, "champion") == batch.version
+    # A drift after it: the online line serves again at once, and the retrain the drift
+    # asks for challenges the online line in shadow.
+    drift_at(trained_to + dt.timedelta(minutes=5))
+    again = retrain(lake, eta, window_days=30, holdout_days=1e-6)
+    rollback, shadow = decide(lake, eta, holdout_days=1e-6)
+    assert (rollback.challenger, rollback.champion, rollback.promoted) == (2, batch.version, True)
+    assert rollback.reason.startswith("drift detected at ")
+    assert (shadow.challenger, shadow.champion, shadow.promoted) == (again.version, 2, False)
+    assert registry.alias(eta.name, "champion") == 2
+    current = registry.launch(eta.name)
+    assert (current.mode, current.challenger) == ("shadow", again.version)
+    history = registry.alias_history(eta.name).filter(pl.col("alias") == "champion")
+    assert history["reason"][-1].startswith("rollback to the online line: drift detected at")
+    assert (
+        registry.decisions(eta.name)["reason"]
+        .to_list()[-2]
+        .startswith("rollback to the online line: drift detected at")
+    )

@@ -10,6 +10,10 @@ challenge it in shadow, and live labeled traffic decides.
   holdout, which the online line has learned from. Against a batch champion the
   holdout decides (:func:`training.evaluate`), as for any two versions that did not
   learn from it.
+- **A drift ends a batch champion.** A drift the online learner detects after a batch
+  champion's training window ended means the world it learned has changed: :func:`decide`
+  (run by the retrain the drift asks for) hands serving back to the online line at once,
+  recorded as a rollback, and the new batch version challenges it in shadow.
 - **Live traffic judges.** :func:`judge_live` compares the serving and the shadow
   predictions of the same events whose labels have arrived, over the newest
   ``window`` of event time; the shadow is promoted when it is better by ``margin``
@@ -185,11 +189,8 @@ def _promote(
     reason, metric = judgment.reason, judgment.metric
     assert current.challenger is not None
     if online_wins:  # the online line takes over from a batch version: a rollback to it
-        newest = registry.latest(name, kind="online")
-        version = newest.version if newest else current.challenger
-        registry.set_alias(name, CHAMPION, version, reason=f"rollback to the online line: {reason}",
-                           by=POLICY)  # fmt: skip
-        launch(registry, name, "none", by=POLICY, reason="the online line serves again")
+        newest = max(v for v, k in _kinds(registry, name).items() if k == "online" and v)
+        _back_to_online(registry, name, newest, reason)
     else:  # a batch version takes over; the online line keeps challenging it
         registry.set_alias(name, CHAMPION, current.challenger, reason=reason, by=POLICY)
         launch(registry, name, "shadow", challenger=champion, by=POLICY,
@@ -209,6 +210,46 @@ def _promote(
     log.info("%s: %s", name, reason)
 
 
+def _back_to_online(registry: ModelRegistry, name: str, version: int, reason: str) -> None:
+    """Online ``version`` serves again, alone: a rollback from a batch champion."""
+    registry.set_alias(name, CHAMPION, version, reason=f"rollback to the online line: {reason}",
+                       by=POLICY)  # fmt: skip
+    launch(registry, name, "none", by=POLICY, reason="the online line serves again")
+
+
+def _drift_after(registry: ModelRegistry, name: str, version: int) -> dt.datetime | None:
+    """Event time of the first drift detected after ``version``'s training window ended
+    (None: none, or the version records no window)."""
+    row = registry.versions(name).filter(pl.col("version") == version)
+    end = row["event_time_to"][0] if row.height else None
+    if end is None:
+        return None
+    later = registry.drift(name).filter(pl.col("event_time") > end)
+    return later["event_time"][0] if later.height else None
+
+
+def _end_on_drift(
+    registry: ModelRegistry, spec: ModelSpec, champion: int, online: int
+) -> Decision | None:
+    """Roll batch ``champion`` back to online ``online`` if a drift came after its
+    training window; the decision, or None."""
+    drifted = _drift_after(registry, spec.name, champion)
+    if drifted is None:
+        return None
+    metric = type(spec.make_metric()).__name__
+    reason = (
+        f"drift detected at {drifted:%Y-%m-%d %H:%M} (event time), after v{champion} was trained"
+    )
+    _back_to_online(registry, spec.name, online, reason)
+    registry.record_decision(
+        name=spec.name, challenger=online, champion=champion, metric=metric,
+        challenger_score=None, champion_score=None, margin=None, holdout_rows=0,
+        promoted=True, reason=f"rollback to the online line: {reason}",
+    )  # fmt: skip
+    log.info("%s: rollback to the online line: %s", spec.name, reason)
+    return Decision(online, champion, metric, float("nan"), None, 0, True, reason)
+
+
 def decide(
     lake: Lake, spec: ModelSpec, *, holdout_days: float = 1.0, margin: float = 0.0
 ) -> list[Decision | LiveJudgment]:
@@ -216,7 +257,8 @@ def decide(
 
     Until a champion is named the newest version serves, which is the online line once
     there is one, so the online line becomes the first champion (a batch version alone
-    is named champion). Then a new batch version is launched as the shadow while the
+    is named champion). A batch champion trained before a detected drift is rolled back
+    to the online line. Then a new batch version is launched as the shadow while the
     online line serves, or judged on the holdout against a batch champion, which then
     gets the online line as its shadow; then :func:`judge_live`.
 
@@ -233,6 +275,11 @@ def decide(
         # Until a champion is named the newest version serves: the online line already.
         registry.set_alias(spec.name, CHAMPION, online, reason="the online line", by=POLICY)
         champion = online
+    if champion is not None and online is not None and kinds.get(champion) == "batch":
+        ended = _end_on_drift(registry, spec, champion, online)
+        if ended is not None:
+            out.append(ended)
+            champion = online
     if champion is None:
         if batch is not None:
             out.append(evaluate(lake, spec, batch, holdout_days=holdout_days, margin=margin))
