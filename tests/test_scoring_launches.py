@@ -121,6 +121,10 @@ def test_the_online_line_serves_batch_challenges_in_shadow_and_live_traffic_judg
     assert judgment is not None and judgment.labeled == 400
     assert (judgment.champion, judgment.challenger, judgment.promoted) == (batch.version, 2, True)
     assert judgment.challenger_score < judgment.champion_score
+    assert judgment.standard_errors > 2  # event by event, not by luck
+    unsure = judge_live(lake, eta, apply=False, min_labeled=400, significance=1e6)
+    assert unsure is not None and not unsure.promoted  # better, but not surely enough
+    assert unsure.reason.endswith("standard errors (below the 1e+06 needed)")
     assert registry.alias(eta.name, "champion") == batch.version  # apply=False: nothing moved
     assert judge_live(lake, eta, min_labeled=401) is None  # too few labeled yet
     judge_live(lake, eta, min_labeled=400)

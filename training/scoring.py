@@ -451,16 +451,16 @@ def labeled_predictions(lake: Lake, model: str, feature_set: str) -> pl.LazyFram
     )
 
 
-def score_predictions(spec: ModelSpec, labeled: pl.DataFrame) -> tuple[float, float]:
-    """(the spec's metric, mean per-row error) of ``labeled`` prediction records (with
+def score_predictions(spec: ModelSpec, labeled: pl.DataFrame) -> tuple[float, list[float]]:
+    """(the spec's metric, each row's error) of ``labeled`` prediction records (with
     their ``label``), in their order; a prediction without an answer is not scored by
     the metric, as River skips it, and counts its :meth:`ModelSpec.error`.
 
     >>> rows = pl.DataFrame({"label": [3.0, 5.0], "prediction": [1.0, 5.0]})
     >>> score_predictions(spec, rows)  # doctest: +SKIP
-    (1.0, 1.0)
+    (1.0, [2.0, 0.0])
     """
-    metric, errors = spec.make_metric(), 0.0
+    metric, errors = spec.make_metric(), []
     needs = getattr(metric, "requires_labels", True)
     classes = spec.task == "classification"
     for r in labeled.iter_rows(named=True):
@@ -473,8 +473,8 @@ def score_predictions(spec: ModelSpec, labeled: pl.DataFrame) -> tuple[float, fl
             label, y_pred = answer_of(r, True), answer_of(r, needs)
         if y_pred is not None and y_pred != {}:  # as River: no answer, not scored
             metric.update(y, y_pred)
-        errors += spec.error(y, label)
-    return float(metric.get()), errors / labeled.height if labeled.height else float("nan")
+        errors.append(spec.error(y, label))
+    return float(metric.get()), errors
 
 
 def live_metrics(
@@ -503,14 +503,14 @@ def live_metrics(
     out = []
     name = type(spec.make_metric()).__name__
     for (version, role), group in joined.group_by(["model_version", "role"], maintain_order=True):
-        metric, mean_error = score_predictions(spec, group)
+        metric, errors = score_predictions(spec, group)
         out.append(
             {
                 "model_version": version,
                 "role": role,
                 "labeled": group.height,
                 name: metric,
-                "mean_error": mean_error,
+                "mean_error": sum(errors) / len(errors),
             }
         )
     return pl.DataFrame(out).sort("model_version", "role") if out else pl.DataFrame()

@@ -17,9 +17,11 @@ challenge it in shadow, and live labeled traffic decides.
 - **Live traffic judges.** :func:`judge_live` compares the serving and the shadow
   predictions of the same events whose labels have arrived, over the newest
   ``window`` of event time; the shadow is promoted when it is better by ``margin``
-  over at least ``min_labeled`` predictions. A promoted batch version gets the online
-  line as its shadow, so when its margin stops holding the online line takes over
-  again, recorded as a rollback.
+  over at least ``min_labeled`` predictions and errs less on them by at least
+  ``significance`` standard errors (a paired comparison, event by event), so that
+  noise does not hand serving to a batch version that cannot follow the next change.
+  A promoted batch version gets the online line as its shadow, so when its margin
+  stops holding the online line takes over again, recorded as a rollback.
 
 Every move is an alias or launch change in the model registry (who, when, why) and
 every judgment a row of ``models/decisions``.
@@ -29,6 +31,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
+import statistics
 from dataclasses import dataclass
 
 import polars as pl
@@ -40,13 +44,33 @@ from training.release import CHAMPION, launch
 from training.scoring import labeled_predictions, score_predictions
 from training.specs import ModelSpec
 
-__all__ = ["LiveJudgment", "decide", "follow_online", "judge_live"]
+__all__ = ["LiveJudgment", "decide", "follow_online", "judge_live", "standard_errors"]
 
 log = logging.getLogger(__name__)
 
 POLICY = "serving policy"  # who the registry records for the moves made here
 WINDOW = dt.timedelta(hours=2)
 MIN_LABELED = 30
+SIGNIFICANCE = 2.0  # standard errors of the paired per-event difference a win needs
+
+
+def standard_errors(serving: list[float], shadow: list[float]) -> float:
+    """How many standard errors of the mean the per-event difference ``serving - shadow``
+    is above zero (a paired t statistic); positive when the shadow errs less.
+
+    >>> round(standard_errors([3.0, 2.0, 4.0, 3.0], [1.0, 1.0, 2.0, 2.0]), 2)
+    5.2
+    >>> standard_errors([1.0, 2.0], [1.0, 2.0])
+    0.0
+    """
+    diff = [a - b for a, b in zip(serving, shadow, strict=True)]
+    if not diff:
+        return 0.0
+    mean = statistics.fmean(diff)
+    spread = statistics.stdev(diff) if len(diff) > 1 else 0.0
+    if spread == 0.0:
+        return math.copysign(math.inf, mean) if mean else 0.0
+    return mean / (spread / math.sqrt(len(diff)))
 
 
 def _kinds(registry: ModelRegistry, name: str) -> dict[int | None, str]:
@@ -90,6 +114,7 @@ class LiveJudgment:
     challenger_score: float
     promoted: bool
     reason: str
+    standard_errors: float = 0.0  # how surely the challenger errs less, per event
 
 
 def judge_live(
@@ -99,11 +124,13 @@ def judge_live(
     window: dt.timedelta = WINDOW,
     margin: float = 0.0,
     min_labeled: int = MIN_LABELED,
+    significance: float = SIGNIFICANCE,
     apply: bool = True,
 ) -> LiveJudgment | None:
     """Judge the current shadow launch of ``spec.name`` on live traffic; with ``apply``,
-    promote it (and record the decision) when it wins. None: no shadow, or too few
-    labeled predictions of both roles yet.
+    promote it (and record the decision) when it wins: better by ``margin`` and, per
+    event, erring less by at least ``significance`` standard errors (noise does not flip
+    what serves). None: no shadow, or too few labeled predictions of both roles yet.
 
     >>> judge_live(lake, eta, apply=False)  # doctest: +SKIP
     LiveJudgment(champion=41, challenger=12, metric='MAE', labeled=80, ...)
@@ -122,20 +149,24 @@ def judge_live(
         return None
     metric = spec.make_metric()
     name = type(metric).__name__
-    cp_score, _ = score_predictions(spec, serving)
-    ch_score, _ = score_predictions(spec, shadow)
+    cp_score, cp_errors = score_predictions(spec, serving)
+    ch_score, ch_errors = score_predictions(spec, shadow)  # the same events, in one order
     better = gain(metric, ch_score, cp_score)
-    promoted = better > 0 and better >= margin
+    errs_less = standard_errors(cp_errors, ch_errors)
+    promoted = better > 0 and better >= margin and errs_less >= significance
     online_wins = kinds.get(current.challenger) == "online"
     what = "the online line" if online_wins else f"v{current.challenger}"
     reason = (
         f"live {name} of {what} {ch_score:.4f} vs v{champion} {cp_score:.4f} on "
         f"{shadow.height} labeled events: {'better' if better > 0 else 'not better'} by "
-        f"{abs(better):.4f} ({'meets' if promoted else 'below'} the margin {margin})"
+        f"{abs(better):.4f} ({'meets' if better >= margin else 'below'} the margin {margin}), "
+        f"errs less by {errs_less:.1f} standard errors "
+        f"({'meets' if errs_less >= significance else 'below'} the {significance:g} needed)"
     )
     judgment = LiveJudgment(
-        champion, current.challenger, name, shadow.height, cp_score, ch_score, promoted, reason
-    )
+        champion, current.challenger, name, shadow.height, cp_score, ch_score, promoted, reason,
+        standard_errors=errs_less,
+    )  # fmt: skip
     if apply and promoted:
         _promote(registry, spec.name, current, champion, online_wins, judgment)
     return judgment
@@ -173,7 +204,7 @@ def _both_roles(
     return (
         recent.join(both.filter(pl.col("roles") == 2), on=keys)
         .unique([*keys, "role"], keep="first")
-        .sort("event_time")
+        .sort(["event_time", *keys])  # both roles' rows in one order
         .collect()
     )
 
