@@ -76,15 +76,12 @@ def metric_plot(lake: Lake, name: str) -> str:
             color="#1f77b4",
             label=f"online model ({metric} per stretch)",
         )
-    served = _served_error(lake, name)
-    if served is not None and served.height:
-        ax.plot(
-            served["hour"],
-            served["error"],
-            lw=1.2,
-            color="#2ca02c",
-            label=f"served predictions ({metric} per hour)",
-        )
+    hourly = _hourly_error(lake, name)
+    for role, style in _ROLE_STYLES.items():
+        rows = hourly.filter(pl.col("role") == role) if hourly is not None else None
+        if rows is not None and rows.height:
+            ax.plot(rows["hour"], rows["error"], label=f"{role} predictions ({metric} per hour)",
+                    **style)  # fmt: skip
     batch = trace.filter(pl.col("kind") == "batch")
     if batch.height:
         ax.scatter(
@@ -140,8 +137,14 @@ def metric_plot(lake: Lake, name: str) -> str:
     return path
 
 
-def _served_error(lake: Lake, name: str) -> pl.DataFrame | None:
-    """Mean absolute error of the served predictions per hour of event time."""
+_ROLE_STYLES: dict[str, dict[str, Any]] = {
+    "serving": {"lw": 1.2, "color": "#2ca02c"},
+    "shadow": {"lw": 1.0, "color": "#7f7f7f", "ls": "--"},  # the challenger, not served
+}
+
+
+def _hourly_error(lake: Lake, name: str) -> pl.DataFrame | None:
+    """Mean absolute error of the predictions per role and hour of event time."""
     versions = ModelRegistry(lake).versions(name)
     if versions.is_empty():
         return None
@@ -154,9 +157,9 @@ def _served_error(lake: Lake, name: str) -> pl.DataFrame | None:
             pl.col("event_time").dt.truncate("1h").alias("hour"),
             (pl.col("prediction") - pl.col("label").cast(pl.Float64)).abs().alias("abs_error"),
         )
-        .group_by("hour")
+        .group_by("role", "hour")
         .agg(pl.col("abs_error").mean().alias("error"))
-        .sort("hour")
+        .sort("role", "hour")
         .collect()
     )
 
