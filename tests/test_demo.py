@@ -10,8 +10,10 @@ import subprocess
 import dagster as dg
 import polars as pl
 
+from lake import Lake
 from orchestration.defs import LakeResource, build_definitions
 from orchestration.defs.ticks import sensor_cursor, sensor_tick
+from orchestration.plots import _hourly_error
 from orchestration.settings import Settings
 from tests.conftest import CLI
 
@@ -70,6 +72,21 @@ def test_the_demo_runs_the_whole_pipeline_and_leaves_it_for_the_ui(tmp_path):
         .item()
     )  # fmt: skip
     assert abs(served - float(gap.group(5))) < 0.006
+    # The plot's served line is what was served, per hour; the shadow has its own line.
+    hourly = _hourly_error(Lake(str(lake)), "eta")
+    assert hourly is not None and set(hourly["role"]) == {"serving", "shadow"}
+    by_hour = (
+        pl.read_delta(str(lake / "predictions" / "eta"))
+        .filter(pl.col("role") == "serving")
+        .join(labels, left_on=["input_partition", "input_offset"],
+              right_on=["_kafka_partition", "_kafka_offset"])
+        .group_by(pl.col("event_time").dt.truncate("1h").alias("hour"))
+        .agg((pl.col("label") - pl.col("prediction")).abs().mean().alias("error"))
+        .sort("hour")
+    )  # fmt: skip
+    plotted = hourly.filter(pl.col("role") == "serving").select("hour", "error")
+    assert plotted["hour"].to_list() == by_hour["hour"].to_list()
+    assert max(abs(a - b) for a, b in zip(plotted["error"], by_hour["error"])) < 1e-9
     # The delayed online learner (labels learned as they arrive) is the fair bar.
     delayed = re.search(r"2 h after the drift ([\d.]+) \(served ([\d.]+)x\)", text)
     assert delayed, text[-2000:]
