@@ -86,7 +86,7 @@ def test_the_demo_runs_the_whole_pipeline_and_leaves_it_for_the_ui(tmp_path):
     )  # fmt: skip
     plotted = hourly.filter(pl.col("role") == "serving").select("hour", "error")
     assert plotted["hour"].to_list() == by_hour["hour"].to_list()
-    assert max(abs(a - b) for a, b in zip(plotted["error"], by_hour["error"])) < 1e-9
+    assert max(abs(a - b) for a, b in zip(plotted["error"], by_hour["error"], strict=True)) < 1e-9
     # The delayed online learner (labels learned as they arrive) is the fair bar.
     delayed = re.search(r"2 h after the drift ([\d.]+) \(served ([\d.]+)x\)", text)
     assert delayed, text[-2000:]
