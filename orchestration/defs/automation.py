@@ -237,8 +237,9 @@ def _shadow_sensor(spec: ModelSpec, job: Any) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             f"Promotes {spec.name}'s shadow when it beats what serves on live labeled traffic "
-            "by the promotion margin (a batch version over the online line, or the online "
-            "line back over a batch version: a rollback)."
+            "by the promotion margin and two standard errors, event by event (a batch "
+            "version over the online line, or the online line back over a batch version: a "
+            "rollback)."
         ),
     )
     def shadow_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
