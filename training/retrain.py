@@ -52,15 +52,25 @@ def training_window(
     >>> training_window(lake, eta, window_days=1.5, holdout_days=0.5)  # doctest: +SKIP
     (datetime.datetime(2026, 11, 1, 2, 33, ...), datetime.datetime(2026, 11, 2, 14, 33, ...))
     """
-    split = holdout_start(lake, spec, holdout_days)
-    since = split - dt.timedelta(days=window_days)
+    since, split = _bounds(lake, spec, window_days, holdout_days)
     if not count_labeled(lake, spec, since=since, before=split):
-        raise NothingToLearn(
-            f"no labeled rows of {spec.feature_set.name!r} in the {window_days} days before "
-            f"the holdout (from {split:%Y-%m-%d %H:%M}); widen window_days or shrink "
-            "holdout_days, or wait for more labels"
-        )
+        raise _nothing_before(spec, window_days, split)
     return since, split
+
+
+def _bounds(
+    lake: Lake, spec: ModelSpec, window_days: float, holdout_days: float
+) -> tuple[dt.datetime, dt.datetime]:
+    split = holdout_start(lake, spec, holdout_days)
+    return split - dt.timedelta(days=window_days), split
+
+
+def _nothing_before(spec: ModelSpec, window_days: float, split: dt.datetime) -> NothingToLearn:
+    return NothingToLearn(
+        f"no labeled rows of {spec.feature_set.name!r} in the {window_days} days before "
+        f"the holdout (from {split:%Y-%m-%d %H:%M}); widen window_days or shrink "
+        "holdout_days, or wait for more labels"
+    )
 
 
 def retrain(
@@ -74,8 +84,10 @@ def retrain(
 ) -> ModelVersion:
     """Train a fresh ``spec`` model on the window before the holdout; register it."""
     t0 = time.monotonic()
-    since, split = training_window(lake, spec, window_days=window_days, holdout_days=holdout_days)
-    train = labeled_rows(lake, spec, since=since, before=split)
+    since, split = _bounds(lake, spec, window_days, holdout_days)
+    train = labeled_rows(lake, spec, since=since, before=split)  # read once: no count first
+    if not len(train):
+        raise _nothing_before(spec, window_days, split)
     holdout = labeled_rows(lake, spec, since=split)
     model, metric = spec.make_model(), spec.make_metric()
     for p in range(passes):

@@ -168,7 +168,7 @@ def judge_live(
         standard_errors=errs_less,
     )  # fmt: skip
     if apply and promoted:
-        _promote(registry, spec.name, current, champion, online_wins, judgment)
+        _promote(registry, spec.name, current, champion, online_wins, judgment, kinds)
     return judgment
 
 
@@ -216,11 +216,12 @@ def _promote(
     champion: int,
     online_wins: bool,
     judgment: LiveJudgment,
+    kinds: dict[int | None, str],
 ) -> None:
     reason, metric = judgment.reason, judgment.metric
     assert current.challenger is not None
     if online_wins:  # the online line takes over from a batch version: a rollback to it
-        newest = max(v for v, k in _kinds(registry, name).items() if k == "online" and v)
+        newest = max(v for v, k in kinds.items() if k == "online" and v)
         _back_to_online(registry, name, newest, reason)
     else:  # a batch version takes over; the online line keeps challenging it
         registry.set_alias(name, CHAMPION, current.challenger, reason=reason, by=POLICY)
@@ -248,10 +249,12 @@ def _back_to_online(registry: ModelRegistry, name: str, version: int, reason: st
     launch(registry, name, "none", by=POLICY, reason="the online line serves again")
 
 
-def _drift_after(registry: ModelRegistry, name: str, version: int) -> dt.datetime | None:
+def _drift_after(
+    registry: ModelRegistry, name: str, versions: pl.DataFrame, version: int
+) -> dt.datetime | None:
     """Event time of the first drift detected after ``version``'s training window ended
-    (None: none, or the version records no window)."""
-    row = registry.versions(name).filter(pl.col("version") == version)
+    (None: none, or the version records no window); ``versions``: the model's."""
+    row = versions.filter(pl.col("version") == version)
     end = row["event_time_to"][0] if row.height else None
     if end is None:
         return None
@@ -260,11 +263,11 @@ def _drift_after(registry: ModelRegistry, name: str, version: int) -> dt.datetim
 
 
 def _end_on_drift(
-    registry: ModelRegistry, spec: ModelSpec, champion: int, online: int
+    registry: ModelRegistry, spec: ModelSpec, versions: pl.DataFrame, champion: int, online: int
 ) -> Decision | None:
     """Roll batch ``champion`` back to online ``online`` if a drift came after its
     training window; the decision, or None."""
-    drifted = _drift_after(registry, spec.name, champion)
+    drifted = _drift_after(registry, spec.name, versions, champion)
     if drifted is None:
         return None
     metric = type(spec.make_metric()).__name__
@@ -298,7 +301,8 @@ def decide(
     """
     registry = ModelRegistry(lake)
     out: list[Decision | LiveJudgment] = []
-    kinds = _kinds(registry, spec.name)  # no artifact is read to decide
+    versions = registry.versions(spec.name)  # read once; no artifact is read to decide
+    kinds: dict[int | None, str] = dict(versions.select("version", "kind").iter_rows())
     batch, online = (max((v for v, k in kinds.items() if k == kind and v is not None),
                          default=None) for kind in ("batch", "online"))  # fmt: skip
     champion = registry.alias(spec.name, CHAMPION)
@@ -307,7 +311,7 @@ def decide(
         registry.set_alias(spec.name, CHAMPION, online, reason="the online line", by=POLICY)
         champion = online
     if champion is not None and online is not None and kinds.get(champion) == "batch":
-        ended = _end_on_drift(registry, spec, champion, online)
+        ended = _end_on_drift(registry, spec, versions, champion, online)
         if ended is not None:
             out.append(ended)
             champion = online
